@@ -1,0 +1,2 @@
+//! Glue shared by the lvskit binaries: `lvskitd`, `lvskit-app` and
+//! `lvskit-lab`. This is the only package that combines the four libraries.

@@ -1,0 +1,1 @@
+//! Real-server health checks with keepalived's retry and quorum semantics.
