@@ -3,3 +3,6 @@
 //! The engine is sans-IO: it owns no socket and no clock. A Linux driver
 //! (raw sockets, VIPs over rtnetlink, gratuitous ARP and unsolicited NA)
 //! sits on top of it.
+
+#[cfg(feature = "linux")]
+pub mod linux;

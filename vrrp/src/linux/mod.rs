@@ -1,0 +1,81 @@
+//! The Linux driver (feature `linux`): tokio, raw sockets, rtnetlink.
+//!
+//! Pieces, one file per concern:
+//! - [`socket`]: raw IP-protocol-112 sockets, TTL 255 out, TTL and
+//!   destination reported in.
+//! - [`netlink`]: interface lookup, source address selection, VIPs, the
+//!   VMAC macvlan and link events, all over rtnetlink.
+//! - [`announce`]: gratuitous ARP and unsolicited NA frames (pnet) sent on
+//!   an `AF_PACKET` socket.
+//! - [`script`]: track and notify scripts with a timeout, as a given user.
+
+pub mod announce;
+pub mod netlink;
+pub mod script;
+pub mod socket;
+mod sys;
+
+use std::net::IpAddr;
+
+/// What can go wrong in the driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    #[error("{operation}: {source}")]
+    Io {
+        /// The call, e.g. `IP_ADD_MEMBERSHIP 224.0.0.18`.
+        operation: &'static str,
+        /// The error the kernel returned.
+        source: std::io::Error,
+    },
+    /// The kernel refused a netlink request.
+    #[error("{operation}: {}", std::io::Error::from_raw_os_error(*errno))]
+    Netlink {
+        /// The request, e.g. `RTM_NEWADDR`.
+        operation: &'static str,
+        /// The errno of the kernel's answer.
+        errno: i32,
+    },
+    /// A netlink answer could not be understood.
+    #[error("{operation}: {message}")]
+    NetlinkProtocol {
+        /// The request.
+        operation: &'static str,
+        /// What the netlink library said.
+        message: String,
+    },
+    /// No interface of that name or index.
+    #[error("no interface {0}")]
+    NoSuchInterface(String),
+    /// The interface has no address to send adverts from.
+    #[error("interface {interface} has no {what} address to send advertisements from")]
+    NoSourceAddress {
+        /// The interface.
+        interface: String,
+        /// `IPv4` or `IPv6 link-local`.
+        what: &'static str,
+    },
+    /// Source and destination of a send are of different families.
+    #[error("cannot send from {from} to {to}")]
+    FamilyMismatch {
+        /// The source address.
+        from: IpAddr,
+        /// The destination address.
+        to: IpAddr,
+    },
+    /// A frame too short for an Ethernet header.
+    #[error("frame of {0} bytes has no Ethernet header")]
+    ShortFrame(usize),
+    /// No such user for scripts.
+    #[error("no user {0}")]
+    NoSuchUser(String),
+    /// A script could not be started or waited for.
+    #[error("script {program}: {source}")]
+    Script {
+        /// The program.
+        program: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,291 @@
+//! Raw IP-protocol-112 sockets for VRRP advertisements (RFC 5798 §5.1).
+//!
+//! One [`AdvertSocket`] per interface and address family carries every
+//! virtual router on that interface: it is bound to the device, joined to
+//! 224.0.0.18 or ff02::12 there, and sends with TTL / hop limit 255
+//! (RFC 5798 §5.1.1.3 and §5.1.2.3). On receive it reports what the engine
+//! needs for the §7.1 checks: the source, the destination and the TTL or hop
+//! limit. For IPv4 these come from the IP header that a raw IPv4 socket
+//! returns (raw(7)); for IPv6 from the `IPV6_HOPLIMIT` and `IPV6_PKTINFO`
+//! ancillary data (RFC 3542 §6), because a raw IPv6 socket returns no header.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
+    recvmsg, sendmsg, setsockopt, sockopt,
+};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+use super::Error;
+
+/// IANA protocol number of VRRP (RFC 5798 §5.1.1.4).
+pub const IPPROTO_VRRP: i32 = 112;
+/// The IPv4 multicast group of VRRP (RFC 5798 §5.1.1.2).
+pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The IPv6 multicast group of VRRP (RFC 5798 §5.1.2.2).
+pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// TTL and hop limit of every advertisement sent (RFC 5798 §5.1.1.3).
+pub const TTL: u8 = 255;
+
+/// An advertisement read from the wire, with what the IP layer said about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// The IP source address.
+    pub source: IpAddr,
+    /// The IP destination address (the group, or ours in unicast mode).
+    pub destination: IpAddr,
+    /// The IPv4 TTL or IPv6 hop limit the packet arrived with.
+    pub ttl: u8,
+    /// Where the VRRP message starts in the receive buffer.
+    pub offset: usize,
+    /// Where it ends.
+    pub end: usize,
+}
+
+/// A raw VRRP socket on one interface for one address family.
+#[derive(Debug)]
+pub struct AdvertSocket {
+    socket: AsyncFd<Socket>,
+    ifindex: u32,
+    v6: bool,
+}
+
+fn io(operation: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { operation, source }
+}
+
+fn errno(operation: &'static str) -> impl FnOnce(nix::Error) -> Error {
+    move |errno| Error::Io {
+        operation,
+        source: std::io::Error::from(errno),
+    }
+}
+
+impl AdvertSocket {
+    /// Opens the IPv4 socket on interface `name` (index `ifindex`) and joins
+    /// 224.0.0.18 there. Needs CAP_NET_RAW.
+    pub fn open_v4(name: &str, ifindex: u32) -> Result<Self, Error> {
+        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .map_err(io("socket(AF_INET, SOCK_RAW, 112)"))?;
+        socket
+            .bind_device(Some(name.as_bytes()))
+            .map_err(io("SO_BINDTODEVICE"))?;
+        socket
+            .join_multicast_v4_n(&GROUP_V4, &InterfaceIndexOrAddress::Index(ifindex))
+            .map_err(io("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
+        socket
+            .set_multicast_ttl_v4(u32::from(TTL))
+            .map_err(io("IP_MULTICAST_TTL"))?;
+        socket.set_ttl_v4(u32::from(TTL)).map_err(io("IP_TTL"))?;
+        socket
+            .set_multicast_loop_v4(false)
+            .map_err(io("IP_MULTICAST_LOOP"))?;
+        Self::finish(socket, ifindex, false)
+    }
+
+    /// Opens the IPv6 socket on interface `name` (index `ifindex`) and joins
+    /// ff02::12 there. Needs CAP_NET_RAW.
+    pub fn open_v6(name: &str, ifindex: u32) -> Result<Self, Error> {
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .map_err(io("socket(AF_INET6, SOCK_RAW, 112)"))?;
+        socket.set_only_v6(true).map_err(io("IPV6_V6ONLY"))?;
+        socket
+            .bind_device(Some(name.as_bytes()))
+            .map_err(io("SO_BINDTODEVICE"))?;
+        socket
+            .join_multicast_v6(&GROUP_V6, ifindex)
+            .map_err(io("IPV6_JOIN_GROUP ff02::12"))?;
+        socket
+            .set_multicast_hops_v6(u32::from(TTL))
+            .map_err(io("IPV6_MULTICAST_HOPS"))?;
+        socket
+            .set_unicast_hops_v6(u32::from(TTL))
+            .map_err(io("IPV6_UNICAST_HOPS"))?;
+        socket
+            .set_multicast_loop_v6(false)
+            .map_err(io("IPV6_MULTICAST_LOOP"))?;
+        socket
+            .set_multicast_if_v6(ifindex)
+            .map_err(io("IPV6_MULTICAST_IF"))?;
+        socket
+            .set_recv_hoplimit_v6(true)
+            .map_err(io("IPV6_RECVHOPLIMIT"))?;
+        setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)
+            .map_err(errno("IPV6_RECVPKTINFO"))?;
+        Self::finish(socket, ifindex, true)
+    }
+
+    fn finish(socket: Socket, ifindex: u32, v6: bool) -> Result<Self, Error> {
+        socket.set_nonblocking(true).map_err(io("O_NONBLOCK"))?;
+        let socket = super::sys::register(socket).map_err(io("register with tokio"))?;
+        Ok(Self {
+            socket,
+            ifindex,
+            v6,
+        })
+    }
+
+    /// The interface index this socket is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Waits for the next advertisement and reads it into `buffer`.
+    ///
+    /// Packets that are too short to carry an IP header, or whose ancillary
+    /// data is missing, are skipped: the kernel always supplies both, so
+    /// they cannot be VRRP.
+    pub async fn recv(&self, buffer: &mut [u8]) -> Result<Received, Error> {
+        loop {
+            let mut guard = self
+                .socket
+                .readable()
+                .await
+                .map_err(io("poll raw socket"))?;
+            let result = guard.try_io(|socket| {
+                let fd = socket.get_ref().as_raw_fd();
+                if self.v6 {
+                    recv_v6(fd, buffer)
+                } else {
+                    recv_v4(fd, buffer)
+                }
+                .map_err(std::io::Error::from)
+            });
+            match result {
+                Ok(Ok(Some(received))) => return Ok(received),
+                Ok(Ok(None)) => continue,
+                Ok(Err(source)) => {
+                    return Err(Error::Io {
+                        operation: "recvmsg",
+                        source,
+                    });
+                }
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends one VRRP message from `source` to `destination` (the group or
+    /// a unicast peer). The source is given per packet with `IP_PKTINFO` /
+    /// `IPV6_PKTINFO` (ip(7), ipv6(7)) so that one socket serves every
+    /// virtual router on the interface and the receive side stays unbound.
+    pub fn send(&self, source: IpAddr, destination: IpAddr, message: &[u8]) -> Result<(), Error> {
+        let fd = self.socket.get_ref().as_raw_fd();
+        let iov = [IoSlice::new(message)];
+        let sent = match (source, destination) {
+            (IpAddr::V4(source), IpAddr::V4(destination)) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: self.ifindex as libc::c_int,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(source).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let to = SockaddrIn::from(SocketAddrV4::new(destination, 0));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv4PacketInfo(&info)],
+                    MsgFlags::MSG_DONTWAIT,
+                    Some(&to),
+                )
+            }
+            (IpAddr::V6(source), IpAddr::V6(destination)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: source.octets(),
+                    },
+                    ipi6_ifindex: self.ifindex,
+                };
+                let scope = if is_link_local(&destination) || destination.is_multicast() {
+                    self.ifindex
+                } else {
+                    0
+                };
+                let to = SockaddrIn6::from(SocketAddrV6::new(destination, 0, 0, scope));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv6PacketInfo(&info)],
+                    MsgFlags::MSG_DONTWAIT,
+                    Some(&to),
+                )
+            }
+            _ => {
+                return Err(Error::FamilyMismatch {
+                    from: source,
+                    to: destination,
+                });
+            }
+        };
+        sent.map(|_| ()).map_err(errno("sendmsg"))
+    }
+}
+
+/// Whether `address` is in fe80::/10.
+pub fn is_link_local(address: &Ipv6Addr) -> bool {
+    address.segments()[0] & 0xffc0 == 0xfe80
+}
+
+fn recv_v4(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
+    let length = {
+        let mut iov = [IoSliceMut::new(buffer)];
+        let message = recvmsg::<SockaddrIn>(fd, &mut iov, None, MsgFlags::MSG_DONTWAIT)?;
+        message.bytes
+    };
+    // A raw IPv4 socket hands over the IP header (raw(7)).
+    let packet = &buffer[..length];
+    if packet.len() < 20 || packet[0] >> 4 != 4 {
+        return Ok(None);
+    }
+    let header_length = usize::from(packet[0] & 0x0f) * 4;
+    let total_length = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    if header_length < 20 || total_length < header_length || total_length > packet.len() {
+        return Ok(None);
+    }
+    let source = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+    let destination = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    Ok(Some(Received {
+        source: source.into(),
+        destination: destination.into(),
+        ttl: packet[8],
+        offset: header_length,
+        end: total_length,
+    }))
+}
+
+fn recv_v6(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
+    let mut control = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+    let mut iov = [IoSliceMut::new(buffer)];
+    let message =
+        recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)?;
+    let source = match message.address.as_ref().and_then(|a| a.as_sockaddr_in6()) {
+        Some(address) => address.ip(),
+        None => return Ok(None),
+    };
+    let mut destination = None;
+    let mut hop_limit = None;
+    for cmsg in message.cmsgs()? {
+        match cmsg {
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                destination = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr))
+            }
+            ControlMessageOwned::Ipv6HopLimit(limit) => hop_limit = u8::try_from(limit).ok(),
+            _ => {}
+        }
+    }
+    match (destination, hop_limit) {
+        (Some(destination), Some(ttl)) => Ok(Some(Received {
+            source: source.into(),
+            destination: destination.into(),
+            ttl,
+            offset: 0,
+            end: message.bytes,
+        })),
+        _ => Ok(None),
+    }
+}
