@@ -1,0 +1,105 @@
+//! TCP_CHECK against real loopback listeners, driven by the runner under
+//! paused tokio time (exact timing).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use lvskit_healthcheck::checker::Outcome;
+use lvskit_healthcheck::error::IoFailure;
+use lvskit_healthcheck::{CheckKind, Event, ProbeError};
+use tokio::net::TcpListener;
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+#[tokio::test(start_paused = true)]
+async fn up_then_down_after_retry_with_exact_timing() {
+    let (l, addr) = listener().await;
+    let t0 = tokio::time::Instant::now().into_std();
+    // delay_loop 2 s, retry 1, delay_before_retry 1 s.
+    let mut rx = start(spec(addr, CheckKind::Tcp, timing(2, 1, 1)));
+    let (at, up, reason) = next_checker(&mut rx, t0).await;
+    assert_eq!((at, up), (Duration::ZERO, true));
+    assert_eq!(reason, "check succeeded");
+    drop(l); // the port now refuses
+    // Fails at t=2, retries at t=3, down at t=3.
+    let (at, up, reason) = next_checker(&mut rx, t0).await;
+    assert_eq!((at, up), (Duration::from_secs(3), false));
+    assert_eq!(reason, "check failed after 1 retries: connection refused");
+    match rx.recv().await.unwrap() {
+        Event::RealServer { up: false, at, .. } => assert_eq!(at - t0, Duration::from_secs(3)),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The port comes back: up at the next delay_loop (t=5).
+    let l2 = TcpListener::bind(addr).await.unwrap();
+    let (at, up, _) = next_checker(&mut rx, t0).await;
+    assert_eq!((at, up), (Duration::from_secs(5), true));
+    drop(l2);
+}
+
+#[tokio::test]
+async fn bindto_sets_the_source_address() {
+    let (l, addr) = listener().await;
+    let mut s = spec(addr, CheckKind::Tcp, timing(1, 0, 1));
+    let src = unique_loopback();
+    s.connect.bindto = Some(src);
+    let outcome = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
+    let (_conn, peer) = l.accept().await.unwrap();
+    assert_eq!(peer.ip(), src);
+    assert_eq!(outcome.await.unwrap(), Outcome::Success { weight: None });
+}
+
+#[tokio::test]
+async fn bind_port_bind_if_and_fwmark_apply() {
+    let (l, addr) = listener().await;
+    // Find a free source port by binding and releasing it.
+    let src = unique_loopback();
+    let port = std::net::TcpListener::bind((src, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut s = spec(addr, CheckKind::Tcp, timing(1, 0, 1));
+    s.connect.bindto = Some(src);
+    s.connect.bind_port = Some(port);
+    s.connect.bind_if = Some("lo".into());
+    s.connect.fwmark = Some(0x42);
+    let outcome = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
+    let (_conn, peer) = l.accept().await.unwrap();
+    assert_eq!(peer, SocketAddr::new(src, port));
+    assert_eq!(outcome.await.unwrap(), Outcome::Success { weight: None });
+}
+
+#[tokio::test]
+async fn missing_interface_is_a_typed_error() {
+    let (_l, addr) = listener().await;
+    let mut s = spec(addr, CheckKind::Tcp, timing(1, 0, 1));
+    s.connect.bind_if = Some("nosuchif0".into());
+    match lvskit_healthcheck::probe::run(&s).await {
+        Outcome::Failure(ProbeError::Io(IoFailure {
+            op: "SO_BINDTODEVICE",
+            errno,
+            ..
+        })) => {
+            assert_eq!(errno, Some(19)); // ENODEV
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connect_ip_and_connect_port_override_the_target() {
+    let (l, addr) = listener().await;
+    let mut s = spec(([127, 0, 0, 1], 9).into(), CheckKind::Tcp, timing(1, 0, 1));
+    s.connect.connect_ip = Some(addr.ip());
+    s.connect.connect_port = Some(addr.port());
+    let outcome = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
+    let _ = l.accept().await.unwrap();
+    assert_eq!(outcome.await.unwrap(), Outcome::Success { weight: None });
+}
