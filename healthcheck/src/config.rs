@@ -95,7 +95,7 @@ impl Timing {
     /// `delay_loop`.
     pub fn keepalived_default(kind: &CheckKind, delay_loop: Duration) -> Timing {
         let (retry, delay_before_retry) = match kind {
-            CheckKind::Tcp => (1, Duration::from_secs(1)),
+            CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Ssl(_) => (1, Duration::from_secs(1)),
         };
         Timing {
             delay_loop,
@@ -144,6 +144,10 @@ impl CheckSpec {
 pub enum CheckKind {
     /// `TCP_CHECK`: a TCP connect.
     Tcp,
+    /// `HTTP_GET`.
+    Http(HttpGet),
+    /// `SSL_GET`: HTTP over TLS.
+    Ssl(SslGet),
 }
 
 impl CheckKind {
@@ -151,6 +155,8 @@ impl CheckKind {
     pub fn keyword(&self) -> &'static str {
         match self {
             CheckKind::Tcp => "TCP_CHECK",
+            CheckKind::Http(_) => "HTTP_GET",
+            CheckKind::Ssl(_) => "SSL_GET",
         }
     }
 }

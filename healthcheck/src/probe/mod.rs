@@ -1,8 +1,10 @@
 //! The probes: one async function per checker kind, each bounded by the
 //! checker's `connect_timeout` as a whole.
 
+pub mod http;
 pub(crate) mod socket;
 pub(crate) mod tcp;
+pub(crate) mod tls;
 
 use crate::checker::Outcome;
 use crate::config::{CheckKind, CheckSpec};
@@ -23,6 +25,8 @@ async fn run_inner(spec: &CheckSpec) -> Result<Outcome, ProbeError> {
     let dst = spec.destination();
     match &spec.kind {
         CheckKind::Tcp => tcp::probe(dst, &spec.connect).await?,
+        CheckKind::Http(http) => http::probe(dst, &spec.connect, http).await?,
+        CheckKind::Ssl(ssl) => tls::probe(dst, &spec.connect, ssl).await?,
     }
     Ok(Outcome::Success { weight: None })
 }
