@@ -62,8 +62,19 @@ pub enum KeepalivedClass {
 
 /// What the exit code of `keepalived -t` would be for these diagnostics:
 /// 0 OK, 4 cannot run, 5 errors but would run, 6 script security.
+///
+/// A diagnostic that [aborts](Diagnostic::aborts) the parse gives 4: keepalived
+/// 2.2.7 stops there (its `-t` then reports 2, a crash code; see the crate
+/// documentation's list of deliberate differences).
 pub fn exit_code<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) -> i32 {
-    match diagnostics.into_iter().filter_map(|d| d.class).max() {
+    let mut max = None;
+    for d in diagnostics {
+        if d.aborts {
+            return 4;
+        }
+        max = max.max(d.class);
+    }
+    match max {
         None => 0,
         Some(c) if c <= KeepalivedClass::Fatal => 4,
         Some(KeepalivedClass::Security) => 6,
@@ -138,6 +149,9 @@ pub struct Diagnostic {
     pub labels: Vec<(Span, String)>,
     /// A suggestion ("did you mean …").
     pub help: Option<String>,
+    /// keepalived stops reading the configuration here (a keyword without a
+    /// parameter it needs): it cannot run the configuration at all.
+    pub aborts: bool,
 }
 
 impl Diagnostic {
@@ -157,6 +171,7 @@ impl Diagnostic {
             span,
             labels: Vec::new(),
             help: None,
+            aborts: false,
         }
     }
 

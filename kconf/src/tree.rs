@@ -1,0 +1,548 @@
+//! The block tree: preprocessed items grouped into keyword nodes and blocks,
+//! with keepalived's keyword tables, brace checking and error recovery.
+//!
+//! keepalived reads blocks with a table of keywords for each block
+//! (`process_stream` in `lib/parser.c`). This module does the same and
+//! reports the same problems, with two improvements that do not change the
+//! exit code:
+//!
+//! * an unknown keyword followed by a block skips that block whole
+//!   (keepalived instead reads its contents as part of the parent block and
+//!   lets its `}` close the parent);
+//! * a keyword that is not valid here but is valid in an enclosing block
+//!   means a `}` is missing: the error points at the `{` that was never
+//!   closed, and parsing resumes in the enclosing block.
+
+use serde::Serialize;
+
+use crate::diag::{Code, Diagnostic, KeepalivedClass};
+use crate::keywords;
+use crate::preprocess::{Item, Line, Token};
+use crate::source::Span;
+
+/// Which keyword table a block uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum Context {
+    /// The top level of the file.
+    Top,
+    /// `global_defs`.
+    GlobalDefs,
+    /// `vrrp_instance`.
+    VrrpInstance,
+    /// `authentication` inside `vrrp_instance`.
+    Authentication,
+    /// `vrrp_sync_group`.
+    VrrpSyncGroup,
+    /// `vrrp_script`.
+    VrrpScript,
+    /// `vrrp_track_file`.
+    VrrpTrackFile,
+    /// `vrrp_track_process`.
+    VrrpTrackProcess,
+    /// `garp_group`.
+    GarpGroup,
+    /// `bfd_instance`.
+    BfdInstance,
+    /// `virtual_server`.
+    VirtualServer,
+    /// `real_server`.
+    RealServer,
+    /// `TCP_CHECK`.
+    TcpCheck,
+    /// `HTTP_GET`.
+    HttpGet,
+    /// `SSL_GET`.
+    SslGet,
+    /// `SMTP_CHECK`.
+    SmtpCheck,
+    /// `DNS_CHECK`.
+    DnsCheck,
+    /// `MISC_CHECK`.
+    MiscCheck,
+    /// `UDP_CHECK`.
+    UdpCheck,
+    /// `PING_CHECK`.
+    PingCheck,
+    /// `FILE_CHECK`.
+    FileCheck,
+    /// `BFD_CHECK`.
+    BfdCheck,
+    /// `url` inside `HTTP_GET` / `SSL_GET`.
+    Url,
+    /// `host` inside `SMTP_CHECK`.
+    SmtpHost,
+    /// The top-level `SSL` block.
+    Ssl,
+}
+
+impl Context {
+    /// The keyword that opens this block (for messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            Context::Top => "top level",
+            Context::GlobalDefs => "global_defs",
+            Context::VrrpInstance => "vrrp_instance",
+            Context::Authentication => "authentication",
+            Context::VrrpSyncGroup => "vrrp_sync_group",
+            Context::VrrpScript => "vrrp_script",
+            Context::VrrpTrackFile => "vrrp_track_file",
+            Context::VrrpTrackProcess => "vrrp_track_process",
+            Context::GarpGroup => "garp_group",
+            Context::BfdInstance => "bfd_instance",
+            Context::VirtualServer => "virtual_server",
+            Context::RealServer => "real_server",
+            Context::TcpCheck => "TCP_CHECK",
+            Context::HttpGet => "HTTP_GET",
+            Context::SslGet => "SSL_GET",
+            Context::SmtpCheck => "SMTP_CHECK",
+            Context::DnsCheck => "DNS_CHECK",
+            Context::MiscCheck => "MISC_CHECK",
+            Context::UdpCheck => "UDP_CHECK",
+            Context::PingCheck => "PING_CHECK",
+            Context::FileCheck => "FILE_CHECK",
+            Context::BfdCheck => "BFD_CHECK",
+            Context::Url => "url",
+            Context::SmtpHost => "host",
+            Context::Ssl => "SSL",
+        }
+    }
+
+    /// Every context, for searching where a keyword belongs.
+    pub const ALL: [Context; 25] = [
+        Context::Top,
+        Context::GlobalDefs,
+        Context::VrrpInstance,
+        Context::Authentication,
+        Context::VrrpSyncGroup,
+        Context::VrrpScript,
+        Context::VrrpTrackFile,
+        Context::VrrpTrackProcess,
+        Context::GarpGroup,
+        Context::BfdInstance,
+        Context::VirtualServer,
+        Context::RealServer,
+        Context::TcpCheck,
+        Context::HttpGet,
+        Context::SslGet,
+        Context::SmtpCheck,
+        Context::DnsCheck,
+        Context::MiscCheck,
+        Context::UdpCheck,
+        Context::PingCheck,
+        Context::FileCheck,
+        Context::BfdCheck,
+        Context::Url,
+        Context::SmtpHost,
+        Context::Ssl,
+    ];
+}
+
+/// What follows a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Nothing: the keyword and its arguments are the whole line.
+    Plain,
+    /// A `{ … }` block of value lines (addresses, names…).
+    Values,
+    /// A `{ … }` block of keywords with its own table.
+    Block(Context),
+}
+
+/// One keyword line, with its block if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The keyword.
+    pub keyword: Token,
+    /// The words after the keyword.
+    pub args: Vec<Token>,
+    /// The whole line as written (script keywords re-split it).
+    pub raw: String,
+    /// The block that follows, if any.
+    pub body: Body,
+}
+
+impl Node {
+    /// The keyword text.
+    pub fn name(&self) -> &str {
+        &self.keyword.text
+    }
+}
+
+/// The block after a keyword.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// No block.
+    None,
+    /// Value lines.
+    Values(Vec<Line>),
+    /// Keyword nodes.
+    Block(Vec<Node>),
+}
+
+impl Body {
+    /// The nodes of a keyword block (empty for other bodies).
+    pub fn nodes(&self) -> &[Node] {
+        match self {
+            Body::Block(n) => n,
+            _ => &[],
+        }
+    }
+
+    /// The value lines of a value block (empty for other bodies).
+    pub fn values(&self) -> &[Line] {
+        match self {
+            Body::Values(v) => v,
+            _ => &[],
+        }
+    }
+}
+
+struct Frame {
+    ctx: Context,
+    keyword: Token,
+    open: Option<Span>,
+    nodes: Vec<Node>,
+}
+
+/// Groups items into a tree of nodes, reporting brace and keyword problems.
+pub fn build(items: &[Item], diags: &mut Vec<Diagnostic>) -> Vec<Node> {
+    let mut b = Builder {
+        items,
+        pos: 0,
+        diags,
+        missing_close_reported: false,
+    };
+    b.run()
+}
+
+struct Builder<'a> {
+    items: &'a [Item],
+    pos: usize,
+    diags: &'a mut Vec<Diagnostic>,
+    missing_close_reported: bool,
+}
+
+impl Builder<'_> {
+    fn run(&mut self) -> Vec<Node> {
+        let top_token = Token {
+            text: String::new(),
+            span: Span::file_start(crate::source::FileId(0)),
+            quoted: false,
+        };
+        let mut stack: Vec<Frame> = vec![Frame {
+            ctx: Context::Top,
+            keyword: top_token,
+            open: None,
+            nodes: Vec::new(),
+        }];
+        while self.pos < self.items.len() {
+            let item = &self.items[self.pos];
+            self.pos += 1;
+            match item {
+                Item::Close(span) => {
+                    if stack.len() > 1 {
+                        close_frame(&mut stack);
+                    } else {
+                        self.diags.push(Diagnostic::error(
+                            Code::UnexpectedClose,
+                            KeepalivedClass::UnexpectedClose,
+                            *span,
+                            "extra `}` with no block to close",
+                        ));
+                    }
+                }
+                Item::Open(span) => {
+                    let d = Diagnostic::error(
+                        Code::UnexpectedOpen,
+                        KeepalivedClass::UnexpectedOpen,
+                        *span,
+                        "unexpected `{`: no block keyword before it",
+                    );
+                    self.diags.push(d);
+                    self.skip_block();
+                }
+                Item::Line(line) => self.line(line, &mut stack),
+            }
+        }
+        // End of input with blocks still open.
+        while stack.len() > 1 {
+            let f = stack.last().map(|f| (f.open, f.keyword.clone()));
+            if let Some((open, kw)) = f {
+                self.report_unclosed(open, &kw, None);
+            }
+            close_frame(&mut stack);
+        }
+        stack.pop().map(|f| f.nodes).unwrap_or_default()
+    }
+
+    fn report_unclosed(&mut self, open: Option<Span>, kw: &Token, revealed_by: Option<&Token>) {
+        let at = open.unwrap_or(kw.span);
+        let mut d = Diagnostic::error(
+            Code::MissingClose,
+            KeepalivedClass::MissingClose,
+            at,
+            format!("block `{}` is never closed: missing `}}`", kw.text),
+        )
+        .with_label(kw.span, "this block");
+        if let Some(t) = revealed_by {
+            d = d.with_label(
+                t.span,
+                format!(
+                    "`{}` belongs to an enclosing block, so the `}}` is missing before it",
+                    t.text
+                ),
+            );
+            d.help = Some(format!("add `}}` to close `{}` before this line", kw.text));
+        } else {
+            d.help = Some(format!("add `}}` at the end of the `{}` block", kw.text));
+        }
+        // keepalived counts all missing braces in one message; our per-block
+        // errors carry the same class.
+        self.missing_close_reported = true;
+        self.diags.push(d);
+    }
+
+    /// Skips a balanced `{ … }` whose `{` has just been consumed.
+    fn skip_block(&mut self) {
+        let mut depth = 1usize;
+        while self.pos < self.items.len() {
+            match &self.items[self.pos] {
+                Item::Open(_) => depth += 1,
+                Item::Close(_) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        self.pos += 1;
+                        return;
+                    }
+                }
+                Item::Line(_) => {}
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn next_is_open(&self) -> Option<Span> {
+        match self.items.get(self.pos) {
+            Some(Item::Open(s)) => Some(*s),
+            _ => None,
+        }
+    }
+
+    fn line(&mut self, line: &Line, stack: &mut Vec<Frame>) {
+        let Some(kw) = line.tokens.first() else {
+            return;
+        };
+        let ctx = stack.last().map(|f| f.ctx).unwrap_or(Context::Top);
+        let kind = match keywords::lookup(ctx, &kw.text) {
+            Some(k) => k,
+            None => {
+                // Valid in an enclosing block? Then `}`s are missing.
+                let ancestor = (0..stack.len().saturating_sub(1))
+                    .rev()
+                    .find(|i| keywords::lookup(stack[*i].ctx, &kw.text).is_some());
+                if let Some(target) = ancestor {
+                    while stack.len() > target + 1 {
+                        let (open, k) = {
+                            let f = stack.last().expect("stack has frames");
+                            (f.open, f.keyword.clone())
+                        };
+                        self.report_unclosed(open, &k, Some(kw));
+                        close_frame(stack);
+                    }
+                    self.line(line, stack);
+                    return;
+                }
+                self.unknown(kw, ctx);
+                if self.next_is_open().is_some() {
+                    self.pos += 1;
+                    self.skip_block();
+                }
+                return;
+            }
+        };
+        let node_args = line.tokens[1..].to_vec();
+        match kind {
+            Kind::Plain => {
+                push_node(stack, kw, node_args, &line.raw, Body::None);
+                if let Some(open) = self.next_is_open() {
+                    self.pos += 1;
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::UnexpectedOpen,
+                            KeepalivedClass::UnexpectedOpen,
+                            open,
+                            format!("`{}` does not take a block", kw.text),
+                        )
+                        .with_label(kw.span, "this keyword takes no `{ … }`"),
+                    );
+                    self.skip_block();
+                }
+            }
+            Kind::Values => {
+                let open = self.next_is_open();
+                if open.is_some() {
+                    self.pos += 1;
+                } else {
+                    // keepalived only logs this and reads the lines anyway.
+                    self.diags.push(Diagnostic::warning(
+                        Code::MissingOpen,
+                        kw.span,
+                        format!("`{{` missing after `{}`", kw.text),
+                    ));
+                }
+                let values = self.values(kw, open, stack);
+                push_node(stack, kw, node_args, &line.raw, Body::Values(values));
+            }
+            Kind::Block(sub) => {
+                let open = self.next_is_open();
+                if open.is_some() {
+                    self.pos += 1;
+                } else {
+                    self.diags.push(Diagnostic::error(
+                        Code::MissingOpen,
+                        KeepalivedClass::MissingOpen,
+                        kw.span,
+                        format!("`{{` missing after block keyword `{}`", kw.text),
+                    ));
+                }
+                stack.push(Frame {
+                    ctx: sub,
+                    keyword: kw.clone(),
+                    open,
+                    nodes: Vec::new(),
+                });
+                // The node itself is attached when the frame closes.
+                if let Some(f) = stack.last_mut() {
+                    f.nodes.reserve(4);
+                }
+                pending_args(stack, node_args, &line.raw);
+            }
+        }
+    }
+
+    /// Reads value lines up to the closing `}`.
+    fn values(&mut self, kw: &Token, open: Option<Span>, stack: &mut [Frame]) -> Vec<Line> {
+        let mut out = Vec::new();
+        while self.pos < self.items.len() {
+            match &self.items[self.pos] {
+                Item::Close(_) => {
+                    self.pos += 1;
+                    return out;
+                }
+                Item::Open(s) => {
+                    self.diags.push(Diagnostic::error(
+                        Code::UnexpectedOpen,
+                        KeepalivedClass::UnexpectedOpen,
+                        *s,
+                        format!("unexpected `{{` inside `{}`", kw.text),
+                    ));
+                    self.pos += 1;
+                    self.skip_block();
+                }
+                Item::Line(l) => {
+                    let first = &l.tokens[0].text;
+                    let belongs_outside = !looks_like_value(first)
+                        && stack
+                            .iter()
+                            .any(|f| keywords::lookup(f.ctx, first).is_some());
+                    if belongs_outside {
+                        self.report_unclosed(open, kw, Some(&l.tokens[0]));
+                        return out;
+                    }
+                    out.push(l.clone());
+                    self.pos += 1;
+                }
+            }
+        }
+        self.report_unclosed(open, kw, None);
+        out
+    }
+
+    fn unknown(&mut self, kw: &Token, ctx: Context) {
+        let mut d = Diagnostic::error(
+            Code::UnknownKeyword,
+            KeepalivedClass::UnknownKeyword,
+            kw.span,
+            format!("unknown keyword `{}` in {}", kw.text, ctx.name()),
+        );
+        if let Some(s) = suggest(ctx, &kw.text) {
+            d.help = Some(format!("did you mean `{s}`?"));
+        } else if let Some(other) = Context::ALL
+            .iter()
+            .find(|c| **c != ctx && keywords::lookup(**c, &kw.text).is_some())
+        {
+            d.help = Some(format!(
+                "`{}` is a keyword of `{}`, not of {}",
+                kw.text,
+                other.name(),
+                ctx.name()
+            ));
+        }
+        self.diags.push(d);
+    }
+}
+
+/// A value line starts with an address, a number or a name that is not a
+/// keyword; used to tell a forgotten `}` from a value.
+fn looks_like_value(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_digit() || c == ':' || c == '[')
+        || s.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// The closest keyword of `ctx` to `word`, if close enough to be a typo.
+pub fn suggest(ctx: Context, word: &str) -> Option<&'static str> {
+    let lower = word.to_ascii_lowercase();
+    let mut best: Option<(usize, &'static str)> = None;
+    for k in keywords::all(ctx) {
+        let d = strsim::damerau_levenshtein(&lower, &k.to_ascii_lowercase());
+        if best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, k));
+        }
+    }
+    let (d, k) = best?;
+    let limit = (word.len() / 3).clamp(1, 3);
+    (d <= limit).then_some(k)
+}
+
+fn push_node(stack: &mut [Frame], kw: &Token, args: Vec<Token>, raw: &str, body: Body) {
+    if let Some(f) = stack.last_mut() {
+        f.nodes.push(Node {
+            keyword: kw.clone(),
+            args,
+            raw: raw.to_string(),
+            body,
+        });
+    }
+}
+
+/// Block frames keep their keyword's arguments as the first (placeholder)
+/// node until they close.
+fn pending_args(stack: &mut [Frame], args: Vec<Token>, raw: &str) {
+    if let Some(f) = stack.last_mut() {
+        f.nodes.push(Node {
+            keyword: f.keyword.clone(),
+            args,
+            raw: raw.to_string(),
+            body: Body::None,
+        });
+    }
+}
+
+fn close_frame(stack: &mut Vec<Frame>) {
+    let Some(mut f) = stack.pop() else { return };
+    let head = if f.nodes.is_empty() {
+        None
+    } else {
+        Some(f.nodes.remove(0))
+    };
+    let (args, raw) = head.map(|h| (h.args, h.raw)).unwrap_or_default();
+    if let Some(parent) = stack.last_mut() {
+        parent.nodes.push(Node {
+            keyword: f.keyword,
+            args,
+            raw,
+            body: Body::Block(f.nodes),
+        });
+    }
+}
