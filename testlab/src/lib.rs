@@ -62,6 +62,23 @@
 //! # }
 //! ```
 //!
+//! # A test that runs inside the VM
+//!
+//! ```no_run
+//! #[test]
+//! fn vm_ipvs_service() {
+//!     lvskit_testlab::vm::run_test_in_vm(|| {
+//!         // Inside the VM, as root, on Debian's kernel with ip_vs.
+//!         let out = std::process::Command::new("/usr/sbin/ipvsadm").arg("-Ln").output()?;
+//!         anyhow::ensure!(out.status.success());
+//!         Ok(())
+//!     });
+//! }
+//! ```
+//!
+//! See [`vm`] for what is in the VM and how to add binaries
+//! ([`vm::Vm::binary`]) or run a plain command ([`vm::Vm::run`]).
+//!
 //! # Guarantees
 //!
 //! - Names never collide between parallel tests or parallel runs: every
@@ -76,11 +93,13 @@
 //!   lab adds no mock.
 
 pub mod capture;
+mod cpio;
 pub mod fault;
 pub mod keepalived;
 mod netns;
 mod process;
 pub mod reap;
+pub mod vm;
 
 pub use capture::{Capture, Frame};
 pub use fault::Fault;

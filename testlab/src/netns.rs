@@ -19,6 +19,16 @@ const NETNS_DIR: &str = "/run/netns";
 /// Counter that makes each lab of this process unique.
 static NEXT_LAB: AtomicU32 = AtomicU32::new(1);
 
+/// A name no other lab or VM of any live run has: `lvsk<pid>x<n>`.
+pub(crate) fn unique_prefix() -> String {
+    format!(
+        "{}{}x{}",
+        reap::PREFIX,
+        std::process::id(),
+        NEXT_LAB.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// The longest interface name Linux accepts (`IFNAMSIZ - 1`).
 pub const MAX_IFNAME_LEN: usize = 15;
 
@@ -54,12 +64,7 @@ impl Lab {
     /// Creates a lab with a fresh prefix and its switch namespace.
     pub fn new() -> Result<Lab> {
         reap::reap_once();
-        let prefix = format!(
-            "{}{}x{}",
-            reap::PREFIX,
-            std::process::id(),
-            NEXT_LAB.fetch_add(1, Ordering::Relaxed)
-        );
+        let prefix = unique_prefix();
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create lab directory {}", dir.display()))?;
