@@ -60,10 +60,7 @@ impl Lab {
         ensure!(percent <= 100, "loss of {percent}% is not a percentage");
         self.add_fault(
             port,
-            format!(
-                "iifname \"{}\" numgen random mod 100 < {percent} drop",
-                port.name()
-            ),
+            loss_rule(port.name(), percent),
             format!("loss {percent}% from {} ({})", port.node(), port.name()),
         )
     }
@@ -115,5 +112,34 @@ impl Lab {
             description,
             active: true,
         })
+    }
+}
+
+/// The nftables rule for `percent` % loss from `port` (0 and 100 need no
+/// random number: nft rejects `< 100` for a value of `mod 100`).
+fn loss_rule(port: &str, percent: u8) -> String {
+    match percent {
+        0 => format!("iifname \"{port}\" counter"),
+        100 => format!("iifname \"{port}\" drop"),
+        n => format!("iifname \"{port}\" numgen random mod 100 < {n} drop"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_rules_cover_the_edges() {
+        assert_eq!(loss_rule("p1", 0), "iifname \"p1\" counter");
+        assert_eq!(
+            loss_rule("p1", 30),
+            "iifname \"p1\" numgen random mod 100 < 30 drop"
+        );
+        assert_eq!(
+            loss_rule("p1", 99),
+            "iifname \"p1\" numgen random mod 100 < 99 drop"
+        );
+        assert_eq!(loss_rule("p1", 100), "iifname \"p1\" drop");
     }
 }

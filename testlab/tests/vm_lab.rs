@@ -86,3 +86,47 @@ fn vm_ipvs_service_created_with_ipvsadm_reads_back_from_proc() {
         Ok(())
     });
 }
+
+#[test]
+fn vm_namespace_lab_and_keepalived_work_inside_the_vm() {
+    use lvskit_testlab::Lab;
+    use lvskit_testlab::keepalived::{Keepalived, VrrpInstance};
+    use std::time::Duration;
+    vm::run_test_in_vm(|| {
+        // The lb1/lb2 lab runs the namespace lab inside the VM, on a kernel
+        // with IPVS: prove the pieces it needs work there.
+        let lab = Lab::new()?;
+        let lan = lab.bridge("lan")?;
+        let lb1 = lab.node("lb1")?;
+        let app = lab.node("app")?;
+        let port = lab.connect(&lb1, "eth0", &lan)?;
+        lab.connect(&app, "eth0", &lan)?;
+        lb1.add_addr("eth0", "10.0.0.1/24")?;
+        app.add_addr("eth0", "10.0.0.10/24")?;
+        lb1.run(["/bin/ping", "-c", "1", "-W", "2", "10.0.0.10"])?;
+        let capture = lab.capture(&lan)?;
+        let ka = Keepalived::start(
+            &lb1,
+            "lb1",
+            &VrrpInstance::new("VI_1", "eth0", 51, 100)
+                .vip("10.0.0.100/24")
+                .config(),
+        )?;
+        ka.wait_for_log("Entering MASTER STATE", Duration::from_secs(20))?;
+        capture.wait_for(Duration::from_secs(5), |f| {
+            f.interface == port.name() && f.ipv4().is_some_and(|ip| ip.protocol == 112)
+        })?;
+        // IPVS inside a namespace of the VM.
+        lb1.run(["/usr/sbin/ipvsadm", "-A", "-t", "10.0.0.100:80", "-s", "rr"])?;
+        let table = lb1.run(["cat", "/proc/net/ip_vs"])?;
+        ensure!(table.contains("0A000064:0050 rr"), "{table}");
+        let loss = lab.loss(&port, 100)?;
+        ensure!(
+            !lb1.exec(["/bin/ping", "-c", "1", "-W", "1", "10.0.0.10"])?
+                .status
+                .success()
+        );
+        drop(loss);
+        Ok(())
+    });
+}
