@@ -95,7 +95,9 @@ impl Timing {
     /// `delay_loop`.
     pub fn keepalived_default(kind: &CheckKind, delay_loop: Duration) -> Timing {
         let (retry, delay_before_retry) = match kind {
-            CheckKind::Tcp | CheckKind::Http(_) | CheckKind::Ssl(_) => (1, Duration::from_secs(1)),
+            CheckKind::Dns(_) => (3, delay_loop),
+            CheckKind::Misc(_) | CheckKind::File(_) => (0, delay_loop),
+            _ => (1, Duration::from_secs(1)),
         };
         Timing {
             delay_loop,
@@ -148,6 +150,18 @@ pub enum CheckKind {
     Http(HttpGet),
     /// `SSL_GET`: HTTP over TLS.
     Ssl(SslGet),
+    /// `SMTP_CHECK`.
+    Smtp(SmtpCheck),
+    /// `DNS_CHECK`.
+    Dns(DnsCheck),
+    /// `UDP_CHECK`.
+    Udp(UdpCheck),
+    /// `PING_CHECK`: one ICMP or ICMPv6 echo.
+    Ping,
+    /// `MISC_CHECK`: an external program.
+    Misc(MiscCheck),
+    /// `FILE_CHECK`: a number read from a file.
+    File(FileCheck),
 }
 
 impl CheckKind {
@@ -157,6 +171,12 @@ impl CheckKind {
             CheckKind::Tcp => "TCP_CHECK",
             CheckKind::Http(_) => "HTTP_GET",
             CheckKind::Ssl(_) => "SSL_GET",
+            CheckKind::Smtp(_) => "SMTP_CHECK",
+            CheckKind::Dns(_) => "DNS_CHECK",
+            CheckKind::Udp(_) => "UDP_CHECK",
+            CheckKind::Ping => "PING_CHECK",
+            CheckKind::Misc(_) => "MISC_CHECK",
+            CheckKind::File(_) => "FILE_CHECK",
         }
     }
 }

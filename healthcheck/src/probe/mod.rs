@@ -1,10 +1,16 @@
 //! The probes: one async function per checker kind, each bounded by the
 //! checker's `connect_timeout` as a whole.
 
+pub mod dns;
+pub mod file;
 pub mod http;
+pub mod misc;
+pub(crate) mod ping;
+pub(crate) mod smtp;
 pub(crate) mod socket;
 pub(crate) mod tcp;
 pub(crate) mod tls;
+pub(crate) mod udp;
 
 use crate::checker::Outcome;
 use crate::config::{CheckKind, CheckSpec};
@@ -13,7 +19,11 @@ use crate::error::ProbeError;
 /// Runs one probe for `spec` and returns its outcome. Never panics on
 /// anything the peer sends, and never outlives the spec's timeout.
 pub async fn run(spec: &CheckSpec) -> Outcome {
-    let timeout = spec.connect.connect_timeout;
+    let timeout = match &spec.kind {
+        // A script has its own timeout; give the kill a moment past it.
+        CheckKind::Misc(misc) => misc.timeout + std::time::Duration::from_secs(1),
+        _ => spec.connect.connect_timeout,
+    };
     match tokio::time::timeout(timeout, run_inner(spec)).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(error)) => Outcome::Failure(error),
@@ -27,6 +37,14 @@ async fn run_inner(spec: &CheckSpec) -> Result<Outcome, ProbeError> {
         CheckKind::Tcp => tcp::probe(dst, &spec.connect).await?,
         CheckKind::Http(http) => http::probe(dst, &spec.connect, http).await?,
         CheckKind::Ssl(ssl) => tls::probe(dst, &spec.connect, ssl).await?,
+        CheckKind::Smtp(smtp) => smtp::probe(dst, &spec.connect, smtp).await?,
+        CheckKind::Dns(dns) => dns::probe(dst, &spec.connect, dns).await?,
+        CheckKind::Udp(udp) => {
+            udp::probe(dst, &spec.connect, udp, spec.connect.connect_timeout).await?
+        }
+        CheckKind::Ping => ping::probe(dst, &spec.connect).await?,
+        CheckKind::Misc(misc) => return Ok(misc::probe(misc).await),
+        CheckKind::File(file) => return Ok(file::probe(file).await),
     }
     Ok(Outcome::Success { weight: None })
 }

@@ -1,0 +1,486 @@
+//! SMTP_CHECK, DNS_CHECK (against Debian's dnsmasq), UDP_CHECK, PING_CHECK,
+//! MISC_CHECK and FILE_CHECK against real local peers.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use lvskit_healthcheck::checker::Outcome;
+use lvskit_healthcheck::config::{DnsCheck, FileCheck, MiscCheck, SmtpCheck, UdpCheck};
+use lvskit_healthcheck::{CheckKind, CheckSpec, DynamicWeight, ProbeError};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, UdpSocket};
+
+const OK: Outcome = Outcome::Success { weight: None };
+
+async fn run(s: &CheckSpec) -> Outcome {
+    lvskit_healthcheck::probe::run(s).await
+}
+
+fn with_timeout(mut s: CheckSpec, ms: u64) -> CheckSpec {
+    s.connect.connect_timeout = Duration::from_millis(ms);
+    s
+}
+
+// ---- SMTP ----
+
+/// An SMTP responder: sends `banner`, answers HELO/EHLO with `helo_reply`
+/// and QUIT with 221; records the lines it received.
+async fn smtp_server(
+    banner: &'static [u8],
+    helo_reply: &'static [u8],
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut r = BufReader::new(r);
+                let _ = w.write_all(banner).await;
+                let mut line = String::new();
+                while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    seen.lock().unwrap().push(line.trim_end().to_owned());
+                    let reply: &[u8] = if line.starts_with("QUIT") {
+                        b"221 bye\r\n"
+                    } else {
+                        helo_reply
+                    };
+                    let _ = w.write_all(reply).await;
+                    line.clear();
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn smtp_helo_ehlo_quit() {
+    let (addr, seen) = smtp_server(b"220-mx.test ESMTP\r\n220 ready\r\n", b"250 ok\r\n").await;
+    let s = spec(addr, CheckKind::Smtp(SmtpCheck::default()), timing(5, 0, 1));
+    assert_eq!(run(&s).await, OK);
+    let s = spec(
+        addr,
+        CheckKind::Smtp(SmtpCheck {
+            helo_name: "lb1.test".into(),
+            ehlo: true,
+        }),
+        timing(5, 0, 1),
+    );
+    assert_eq!(run(&s).await, OK);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            "HELO smtpchecker.keepalived.org",
+            "QUIT",
+            "EHLO lb1.test",
+            "QUIT"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn smtp_bad_replies_fail_with_stage() {
+    let (addr, _) = smtp_server(b"554 go away\r\n", b"250 ok\r\n").await;
+    let s = spec(addr, CheckKind::Smtp(SmtpCheck::default()), timing(5, 0, 1));
+    assert_eq!(
+        run(&s).await,
+        Outcome::Failure(ProbeError::Smtp {
+            stage: "banner",
+            reply: "554 go away".into()
+        })
+    );
+    let (addr, _) = smtp_server(b"220 hi\r\n", b"501 bad helo\r\n").await;
+    let s = spec(addr, CheckKind::Smtp(SmtpCheck::default()), timing(5, 0, 1));
+    assert_eq!(
+        run(&s).await,
+        Outcome::Failure(ProbeError::Smtp {
+            stage: "HELO",
+            reply: "501 bad helo".into()
+        })
+    );
+    // An endless line is cut at 512 bytes and rejected.
+    let long: &'static [u8] = Box::leak(vec![b'2'; 100_000].into_boxed_slice());
+    let (addr, _) = smtp_server(long, b"250 ok\r\n").await;
+    let s = spec(addr, CheckKind::Smtp(SmtpCheck::default()), timing(5, 0, 1));
+    assert!(matches!(
+        run(&s).await,
+        Outcome::Failure(ProbeError::Smtp {
+            stage: "banner",
+            ..
+        })
+    ));
+}
+
+// ---- DNS (dnsmasq) ----
+
+struct Dnsmasq {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port(ip: IpAddr) -> u16 {
+    std::net::UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts Debian's dnsmasq answering `svc.test` with 10.1.2.3, and waits
+/// (bounded) until it answers.
+async fn dnsmasq() -> Dnsmasq {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let port = free_udp_port(ip);
+    let child = std::process::Command::new("dnsmasq")
+        .args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--interface=lo",
+            &format!("--port={port}"),
+            "--address=/svc.test/10.1.2.3",
+            "--pid-file=",
+            "--user=root",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dnsmasq is installed (Debian package dnsmasq-base)");
+    let server = Dnsmasq {
+        child,
+        addr: SocketAddr::new(ip, port),
+    };
+    let probe = spec(
+        server.addr,
+        CheckKind::Dns(dns("A", "svc.test")),
+        timing(5, 0, 1),
+    );
+    for _ in 0..100 {
+        if run(&with_timeout(probe.clone(), 100)).await == OK {
+            return server;
+        }
+        // Startup wait only (bounded: 100 × 50 ms), not a timing assertion.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("dnsmasq did not answer on {}", server.addr);
+}
+
+fn dns(t: &str, name: &str) -> DnsCheck {
+    DnsCheck {
+        record_type: t.into(),
+        name: name.into(),
+    }
+}
+
+#[tokio::test]
+async fn dns_check_against_dnsmasq() {
+    let server = dnsmasq().await;
+    let ok = spec(
+        server.addr,
+        CheckKind::Dns(dns("a", "svc.test")),
+        timing(5, 0, 1),
+    );
+    assert_eq!(run(&ok).await, OK);
+    // dnsmasq has no upstream: other names are REFUSED.
+    let refused = spec(
+        server.addr,
+        CheckKind::Dns(dns("SOA", ".")),
+        timing(5, 0, 1),
+    );
+    match run(&refused).await {
+        Outcome::Failure(ProbeError::Dns(text)) => assert!(text.contains("rcode"), "{text}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let bad_type = spec(
+        server.addr,
+        CheckKind::Dns(dns("NOPE", "svc.test")),
+        timing(5, 0, 1),
+    );
+    assert!(matches!(
+        run(&bad_type).await,
+        Outcome::Failure(ProbeError::Dns(_))
+    ));
+}
+
+#[test]
+fn dns_reply_judging() {
+    use lvskit_healthcheck::probe::dns::{judge_reply, query_bytes};
+    let q = query_bytes(&dns("AAAA", "svc.test"), 0x1234).unwrap();
+    // Our own query is not a response: ignored.
+    assert_eq!(judge_reply(&q, 0x1234), None);
+    let mut resp = q.clone();
+    resp[2] |= 0x80; // QR
+    assert_eq!(judge_reply(&resp, 0x1234), Some(Ok(())));
+    assert_eq!(judge_reply(&resp, 0x4321), None, "other id: ignored");
+    resp[3] |= 0x03; // NXDOMAIN
+    assert!(matches!(
+        judge_reply(&resp, 0x1234),
+        Some(Err(ProbeError::Dns(_)))
+    ));
+    assert_eq!(judge_reply(b"\x12", 0x1234), None);
+}
+
+// ---- UDP ----
+
+async fn udp_echo(reply: Option<&'static [u8]>) -> SocketAddr {
+    let socket = UdpSocket::bind((unique_loopback(), 0)).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let out = reply.unwrap_or(&buf[..n]).to_vec();
+            let _ = socket.send_to(&out, from).await;
+        }
+    });
+    addr
+}
+
+fn udp(payload: &[u8], require_reply: bool) -> UdpCheck {
+    UdpCheck {
+        payload: payload.to_vec(),
+        require_reply,
+        ..UdpCheck::default()
+    }
+}
+
+#[tokio::test]
+async fn udp_echo_with_reply_rules() {
+    let addr = udp_echo(None).await;
+    let s = spec(addr, CheckKind::Udp(udp(b"ping", true)), timing(5, 0, 1));
+    assert_eq!(run(&s).await, OK);
+    let mut c = udp(b"ping", true);
+    c.expected_reply = Some(b"pi".to_vec());
+    assert_eq!(
+        run(&spec(addr, CheckKind::Udp(c.clone()), timing(5, 0, 1))).await,
+        OK
+    );
+    c.expected_reply = Some(b"pong".to_vec());
+    assert!(matches!(
+        run(&spec(addr, CheckKind::Udp(c), timing(5, 0, 1))).await,
+        Outcome::Failure(ProbeError::UdpReply(_))
+    ));
+    let mut c = udp(b"ping", true);
+    c.min_reply_length = 5;
+    assert!(matches!(
+        run(&spec(addr, CheckKind::Udp(c), timing(5, 0, 1))).await,
+        Outcome::Failure(ProbeError::UdpReply(_))
+    ));
+    let mut c = udp(b"pingpong", true);
+    c.max_reply_length = Some(4);
+    assert!(matches!(
+        run(&spec(addr, CheckKind::Udp(c), timing(5, 0, 1))).await,
+        Outcome::Failure(ProbeError::UdpReply(_))
+    ));
+}
+
+#[tokio::test]
+async fn udp_port_unreachable_is_down() {
+    let ip = unique_loopback();
+    let port = free_udp_port(ip);
+    let closed = SocketAddr::new(ip, port);
+    for require_reply in [true, false] {
+        let s = with_timeout(
+            spec(
+                closed,
+                CheckKind::Udp(udp(b"x", require_reply)),
+                timing(5, 0, 1),
+            ),
+            2000,
+        );
+        assert_eq!(
+            run(&s).await,
+            Outcome::Failure(ProbeError::Refused),
+            "require_reply {require_reply}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn udp_silence_without_require_reply_is_up_and_with_it_times_out() {
+    let silent = UdpSocket::bind((unique_loopback(), 0)).await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let s = with_timeout(
+        spec(addr, CheckKind::Udp(udp(b"x", false)), timing(5, 0, 1)),
+        3000,
+    );
+    assert_eq!(run(&s).await, OK);
+    let s = with_timeout(
+        spec(addr, CheckKind::Udp(udp(b"x", true)), timing(5, 0, 1)),
+        3000,
+    );
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(
+        run(&s).await,
+        Outcome::Failure(ProbeError::Timeout(Duration::from_secs(3)))
+    );
+    assert_eq!(t0.elapsed(), Duration::from_secs(3));
+    drop(silent);
+}
+
+// ---- PING ----
+
+#[tokio::test]
+async fn ping_loopback_v4_and_v6() {
+    let v4 = spec(
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        CheckKind::Ping,
+        timing(5, 0, 1),
+    );
+    assert_eq!(run(&v4).await, OK);
+    let v6 = spec(
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0),
+        CheckKind::Ping,
+        timing(5, 0, 1),
+    );
+    assert_eq!(run(&v6).await, OK);
+    // Many at once: each matches only its own reply.
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { v4.clone() } else { v6.clone() };
+        set.spawn(async move { run(&s).await });
+    }
+    while let Some(r) = set.join_next().await {
+        assert_eq!(r.unwrap(), OK);
+    }
+}
+
+// ---- MISC ----
+
+fn sh(script: &str, timeout_ms: u64, dynamic: bool) -> CheckSpec {
+    let misc = MiscCheck {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        timeout: Duration::from_millis(timeout_ms),
+        dynamic,
+        user: None,
+    };
+    spec(
+        ([127, 0, 0, 1], 0).into(),
+        CheckKind::Misc(misc),
+        timing(5, 0, 1),
+    )
+}
+
+#[tokio::test]
+async fn misc_exit_codes_and_dynamic_weight() {
+    assert_eq!(run(&sh("exit 0", 5000, false)).await, OK);
+    assert_eq!(
+        run(&sh("exit 1", 5000, false)).await,
+        Outcome::Failure(ProbeError::ScriptExit(1))
+    );
+    assert_eq!(
+        run(&sh("exit 7", 5000, false)).await,
+        Outcome::Failure(ProbeError::ScriptExit(7))
+    );
+    assert_eq!(
+        run(&sh("exit 7", 5000, true)).await,
+        Outcome::Success {
+            weight: Some(DynamicWeight::Absolute(5))
+        }
+    );
+    assert_eq!(
+        run(&sh("exit 1", 5000, true)).await,
+        Outcome::Failure(ProbeError::ScriptExit(1))
+    );
+    assert_eq!(
+        run(&sh("kill -9 $$", 5000, false)).await,
+        Outcome::Failure(ProbeError::ScriptSignal(9))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn misc_timeout_kills_the_script() {
+    let t0 = tokio::time::Instant::now();
+    let r = run(&sh("sleep 30", 1500, false)).await;
+    assert_eq!(
+        r,
+        Outcome::Failure(ProbeError::ScriptTimeout(Duration::from_millis(1500)))
+    );
+    assert_eq!(t0.elapsed(), Duration::from_millis(1500));
+}
+
+#[tokio::test]
+async fn misc_runs_as_the_given_user() {
+    let mut s = sh("test \"$(id -u):$(id -g)\" = 65534:65534", 5000, false);
+    if let CheckKind::Misc(m) = &mut s.kind {
+        m.user = Some((65534, 65534));
+    }
+    assert_eq!(run(&s).await, OK);
+    let root = sh("test \"$(id -u)\" = 65534", 5000, false);
+    assert_eq!(
+        run(&root).await,
+        Outcome::Failure(ProbeError::ScriptExit(1))
+    );
+}
+
+// ---- FILE ----
+
+#[tokio::test]
+async fn file_content_becomes_weight_or_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weight");
+    let file = |weight: i32, reverse: bool| {
+        spec(
+            ([127, 0, 0, 1], 0).into(),
+            CheckKind::File(FileCheck {
+                path: path.clone(),
+                weight,
+                reverse,
+            }),
+            timing(5, 0, 1),
+        )
+    };
+    std::fs::write(&path, "0\n").unwrap();
+    assert_eq!(run(&file(0, false)).await, OK);
+    std::fs::write(&path, "3\n").unwrap();
+    assert!(matches!(
+        run(&file(0, false)).await,
+        Outcome::Failure(ProbeError::File(_))
+    ));
+    assert_eq!(
+        run(&file(10, false)).await,
+        Outcome::Success {
+            weight: Some(DynamicWeight::Offset(30))
+        }
+    );
+    assert_eq!(
+        run(&file(10, true)).await,
+        Outcome::Success {
+            weight: Some(DynamicWeight::Offset(-30))
+        }
+    );
+    std::fs::write(&path, "-30").unwrap();
+    assert!(matches!(
+        run(&file(10, false)).await,
+        Outcome::Failure(ProbeError::File(_))
+    ));
+    std::fs::write(&path, "garbage").unwrap();
+    assert!(matches!(
+        run(&file(1, false)).await,
+        Outcome::Failure(ProbeError::File(_))
+    ));
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        run(&file(1, false)).await,
+        Outcome::Failure(ProbeError::File(_))
+    ));
+}
