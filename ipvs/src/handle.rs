@@ -1,0 +1,486 @@
+//! The blocking [`Handle`], how handles are opened ([`OpenOptions`]), and
+//! the API both handles share.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use netlink_sys::{Socket, protocols::NETLINK_GENERIC};
+use nix::errno::Errno;
+use nix::sys::socket::{setsockopt, sockopt};
+
+use crate::error::Error;
+use crate::netlink::exchange::{FamilyLookup, Job, TxContext, split};
+
+/// How a handle is opened.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub(crate) netns: Option<PathBuf>,
+    pub(crate) load_module: bool,
+    pub(crate) receive_timeout: Duration,
+    pub(crate) lookup_attempts: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            netns: None,
+            load_module: false,
+            receive_timeout: Duration::from_secs(30),
+            lookup_attempts: 3,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// The defaults: current namespace, no module loading, 30 s receive
+    /// timeout, 3 family-lookup attempts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Open the socket inside the network namespace of this file (e.g.
+    /// `/run/netns/NAME` or `/proc/PID/ns/net`). The socket is created on a
+    /// short-lived thread that entered the namespace with `setns(2)`; it stays
+    /// bound to that namespace.
+    pub fn netns(mut self, path: impl AsRef<Path>) -> Self {
+        self.netns = Some(path.as_ref().to_path_buf());
+        self
+    }
+    /// Run `modprobe ip_vs` if the family is absent, then look again.
+    /// Off by default: loading kernel modules is the operator's decision.
+    pub fn load_module(mut self, yes: bool) -> Self {
+        self.load_module = yes;
+        self
+    }
+    /// How long the blocking handle waits for a reply (`SO_RCVTIMEO`).
+    pub fn receive_timeout(mut self, timeout: Duration) -> Self {
+        self.receive_timeout = timeout;
+        self
+    }
+    /// How many times the family lookup is tried on transient failures.
+    pub fn lookup_attempts(mut self, attempts: u32) -> Self {
+        self.lookup_attempts = attempts.max(1);
+        self
+    }
+}
+
+/// Outstanding acknowledged requests when the receive buffer could be
+/// enlarged (`SO_RCVBUFFORCE`, needs `CAP_NET_ADMIN`) and when not: each
+/// acknowledgement takes about 1 KiB of receive buffer.
+const WIDE_WINDOW: usize = 1024;
+const NARROW_WINDOW: usize = 128;
+const RECEIVE_BUFFER: usize = 8 << 20;
+/// Large enough for any datagram the kernel sends (dump skbs are at most
+/// 32 KiB).
+pub(crate) const DATAGRAM_MAX: usize = 128 * 1024;
+
+/// Bind, ask for capped acknowledgements, and enlarge the receive buffer;
+/// returns the pipelining window the buffer allows.
+pub(crate) fn configure(socket: &mut Socket) -> io::Result<usize> {
+    socket.bind_auto()?;
+    // Errors carry only the request's header, not its attributes.
+    let _ = socket.set_cap_ack(true);
+    Ok(
+        if setsockopt(&*socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_ok() {
+            WIDE_WINDOW
+        } else {
+            NARROW_WINDOW
+        },
+    )
+}
+
+/// Create a socket with `make`, inside the namespace of `options.netns` if
+/// given: `make` then runs on a short-lived thread that entered it.
+pub(crate) fn open_socket<S: Send>(
+    options: &OpenOptions,
+    make: impl FnOnce() -> io::Result<S> + Send,
+) -> Result<S, Error> {
+    let Some(path) = &options.netns else {
+        return Ok(make()?);
+    };
+    let namespace_error = |source: io::Error| Error::Namespace {
+        path: path.display().to_string(),
+        source,
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let file = std::fs::File::open(path)?;
+                nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(io::Error::from)?;
+                make()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")))
+    })
+    .map_err(namespace_error)
+}
+
+/// Whether a failed lookup is worth retrying.
+pub(crate) fn transient(e: &Error) -> bool {
+    matches!(
+        e.errno(),
+        Some(Errno::EINTR | Errno::EAGAIN | Errno::EBUSY | Errno::ENOBUFS)
+    ) || matches!(e, Error::Timeout | Error::AckLost { .. })
+}
+
+/// What to do after a family-lookup attempt.
+pub(crate) enum LookupStep {
+    /// The family id.
+    Found(u16),
+    /// Run `modprobe ip_vs`, then look again.
+    LoadModule,
+    /// Look again.
+    Retry,
+}
+
+/// The retry policy of the family lookup, shared by both handles.
+#[derive(Default)]
+pub(crate) struct LookupRetry {
+    attempt: u32,
+    loaded: bool,
+}
+
+impl LookupRetry {
+    pub(crate) fn next(
+        &mut self,
+        result: Result<u16, Error>,
+        options: &OpenOptions,
+    ) -> Result<LookupStep, Error> {
+        self.attempt += 1;
+        match result {
+            Ok(id) => Ok(LookupStep::Found(id)),
+            Err(Error::NotAvailable) if options.load_module && !self.loaded => {
+                self.loaded = true;
+                Ok(LookupStep::LoadModule)
+            }
+            Err(e) if transient(&e) && self.attempt < options.lookup_attempts => {
+                tracing::debug!(error = %e, attempt = self.attempt, "IPVS family lookup failed, retrying");
+                Ok(LookupStep::Retry)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Handle a failed `recv`: `Ok` to receive again (`EINTR`, or `ENOBUFS`
+/// after telling the job), else the error (`EAGAIN` is the blocking
+/// handle's receive timeout).
+pub(crate) fn receive_error<J: Job>(job: &mut J, e: io::Error) -> Result<(), Error> {
+    match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+        Errno::EINTR => Ok(()),
+        Errno::ENOBUFS => {
+            tracing::warn!("netlink receive buffer overrun");
+            job.overrun()
+        }
+        Errno::EAGAIN => Err(Error::Timeout),
+        _ => Err(e.into()),
+    }
+}
+
+/// Hand every message of a datagram to the job.
+pub(crate) fn deliver<J: Job>(job: &mut J, datagram: &[u8]) -> Result<(), Error> {
+    for message in split(datagram) {
+        let message = message.map_err(|source| Error::Malformed {
+            command: crate::netlink::Command::Other(0),
+            source,
+        })?;
+        job.receive(message)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn modprobe() {
+    match std::process::Command::new("modprobe").arg("ip_vs").status() {
+        Ok(status) if status.success() => tracing::info!("loaded kernel module ip_vs"),
+        Ok(status) => tracing::warn!(%status, "modprobe ip_vs failed"),
+        Err(error) => tracing::warn!(%error, "cannot run modprobe"),
+    }
+}
+
+/// A blocking handle on the kernel's IPVS table.
+///
+/// Each handle owns one generic-netlink socket and resolves the "IPVS"
+/// family when opened. Requests are synchronous: a method returns when the
+/// kernel has answered. [`Handle::execute`] and [`Handle::apply`] pipeline
+/// many requests per `sendmsg`.
+///
+/// ```no_run
+/// use lvskit_ipvs::{Handle, ServiceKey, Protocol};
+/// let mut ipvs = Handle::open()?;
+/// for s in ipvs.list()? {
+///     println!("{} {} destinations", s.service.service.key, s.destinations.len());
+/// }
+/// # Ok::<(), lvskit_ipvs::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Handle {
+    socket: Socket,
+    tx: TxContext,
+    out: Vec<u8>,
+    rx: Vec<u8>,
+}
+
+impl Handle {
+    /// Open a handle in the current network namespace.
+    pub fn open() -> Result<Handle, Error> {
+        Handle::open_with(&OpenOptions::default())
+    }
+
+    /// Open a handle in the network namespace of `path`.
+    pub fn open_in_netns(path: impl AsRef<Path>) -> Result<Handle, Error> {
+        Handle::open_with(&OpenOptions::default().netns(path))
+    }
+
+    /// Open a handle with options.
+    pub fn open_with(options: &OpenOptions) -> Result<Handle, Error> {
+        let mut socket = open_socket(options, || Socket::new(NETLINK_GENERIC))?;
+        let window = configure(&mut socket)?;
+        let timeout = nix::sys::time::TimeVal::new(
+            options.receive_timeout.as_secs() as _,
+            options.receive_timeout.subsec_micros() as _,
+        );
+        setsockopt(&socket, sockopt::ReceiveTimeout, &timeout).map_err(io::Error::from)?;
+        let mut handle = Handle {
+            socket,
+            tx: TxContext {
+                family: 0,
+                next_seq: 1,
+                window,
+            },
+            out: Vec::new(),
+            rx: Vec::with_capacity(DATAGRAM_MAX),
+        };
+        let mut retry = LookupRetry::default();
+        handle.tx.family = loop {
+            let result = handle.run(FamilyLookup::default());
+            match retry.next(result, options)? {
+                LookupStep::Found(id) => break id,
+                LookupStep::LoadModule => modprobe(),
+                LookupStep::Retry => {}
+            }
+        };
+        Ok(handle)
+    }
+
+    /// The resolved generic-netlink family id of IPVS.
+    pub fn family_id(&self) -> u16 {
+        self.tx.family
+    }
+
+    fn send_all(&mut self) -> Result<(), Error> {
+        loop {
+            match self.socket.send(&self.out, 0) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub(crate) fn run<J: Job>(&mut self, mut job: J) -> Result<J::Output, Error> {
+        loop {
+            self.out.clear();
+            job.transmit(&mut self.tx, &mut self.out);
+            if !self.out.is_empty() {
+                self.send_all()?;
+            }
+            if job.is_done() {
+                break;
+            }
+            self.rx.clear();
+            match self.socket.recv(&mut self.rx, 0) {
+                Ok(_) => deliver(&mut job, &self.rx)?,
+                Err(e) => receive_error(&mut job, e)?,
+            }
+        }
+        job.finish()
+    }
+}
+
+/// The methods both handles have; `$($async)?` / `$(.$await)?` make the
+/// async variants.
+macro_rules! ipvs_api {
+    ($($async:ident)?, $($await:ident)?) => {
+        /// Version and connection-table size (`IPVS_CMD_GET_INFO`).
+        pub $($async)? fn info(&mut self) -> Result<crate::model::Info, Error> {
+            self.run(crate::jobs::info())$(.$await)?
+        }
+
+        /// Every virtual service with its statistics (dump of
+        /// `IPVS_CMD_GET_SERVICE`).
+        pub $($async)? fn services(&mut self) -> Result<Vec<crate::model::ServiceStatus>, Error> {
+            self.run(crate::jobs::services())$(.$await)?
+        }
+
+        /// One virtual service (`IPVS_CMD_GET_SERVICE`); `ESRCH` if absent.
+        pub $($async)? fn service(
+            &mut self,
+            key: &crate::model::ServiceKey,
+        ) -> Result<crate::model::ServiceStatus, Error> {
+            self.run(crate::jobs::service(key))$(.$await)?
+        }
+
+        /// The destinations of a service (dump of `IPVS_CMD_GET_DEST`).
+        pub $($async)? fn destinations(
+            &mut self,
+            key: &crate::model::ServiceKey,
+        ) -> Result<Vec<crate::model::DestinationStatus>, Error> {
+            self.run(crate::jobs::destinations(key))$(.$await)?
+        }
+
+        /// Every service with its destinations.
+        pub $($async)? fn list(&mut self) -> Result<Vec<crate::reconcile::ServiceState>, Error> {
+            self.run(crate::jobs::list())$(.$await)?
+        }
+
+        /// Add a virtual service (`IPVS_CMD_NEW_SERVICE`); `EEXIST` if present.
+        pub $($async)? fn add_service(&mut self, service: &crate::model::Service) -> Result<(), Error> {
+            self.one(crate::reconcile::Operation::AddService(service.clone()))$(.$await)?
+        }
+
+        /// Edit a virtual service (`IPVS_CMD_SET_SERVICE`); `ESRCH` if absent.
+        pub $($async)? fn edit_service(&mut self, service: &crate::model::Service) -> Result<(), Error> {
+            self.one(crate::reconcile::Operation::EditService(service.clone()))$(.$await)?
+        }
+
+        /// Delete a virtual service and its destinations
+        /// (`IPVS_CMD_DEL_SERVICE`); `ESRCH` if absent.
+        pub $($async)? fn delete_service(&mut self, key: &crate::model::ServiceKey) -> Result<(), Error> {
+            self.one(crate::reconcile::Operation::DeleteService(*key))$(.$await)?
+        }
+
+        /// Add a destination (`IPVS_CMD_NEW_DEST`); `EEXIST` if present.
+        pub $($async)? fn add_destination(
+            &mut self,
+            service: &crate::model::ServiceKey,
+            destination: &crate::model::Destination,
+        ) -> Result<(), Error> {
+            self.one(crate::reconcile::Operation::AddDestination {
+                service: *service,
+                destination: destination.clone(),
+            })$(.$await)?
+        }
+
+        /// Edit a destination (`IPVS_CMD_SET_DEST`); `ENOENT` if absent.
+        pub $($async)? fn edit_destination(
+            &mut self,
+            service: &crate::model::ServiceKey,
+            destination: &crate::model::Destination,
+        ) -> Result<(), Error> {
+            self.one(crate::reconcile::Operation::EditDestination {
+                service: *service,
+                destination: destination.clone(),
+            })$(.$await)?
+        }
+
+        /// Delete a destination (`IPVS_CMD_DEL_DEST`); `ENOENT` if absent.
+        pub $($async)? fn delete_destination(
+            &mut self,
+            service: &crate::model::ServiceKey,
+            destination: &crate::model::DestinationKey,
+        ) -> Result<(), Error> {
+            self.one(crate::reconcile::Operation::DeleteDestination {
+                service: *service,
+                destination: *destination,
+            })$(.$await)?
+        }
+
+        /// Connection timeouts (`IPVS_CMD_GET_CONFIG`).
+        pub $($async)? fn timeouts(&mut self) -> Result<crate::model::Timeouts, Error> {
+            self.run(crate::jobs::timeouts())$(.$await)?
+        }
+
+        /// Set connection timeouts (`IPVS_CMD_SET_CONFIG`); 0 keeps a value.
+        pub $($async)? fn set_timeouts(&mut self, timeouts: &crate::model::Timeouts) -> Result<(), Error> {
+            self.run(crate::jobs::ack(crate::jobs::set_timeouts_message(timeouts)))$(.$await)?
+        }
+
+        /// Running sync daemons (dump of `IPVS_CMD_GET_DAEMON`).
+        pub $($async)? fn daemons(&mut self) -> Result<Vec<crate::model::SyncDaemon>, Error> {
+            self.run(crate::jobs::daemons())$(.$await)?
+        }
+
+        /// Start a sync daemon (`IPVS_CMD_NEW_DAEMON`); `EEXIST` if running.
+        pub $($async)? fn start_daemon(&mut self, daemon: &crate::model::SyncDaemon) -> Result<(), Error> {
+            self.run(crate::jobs::ack(crate::jobs::start_daemon_message(daemon)))$(.$await)?
+        }
+
+        /// Stop a sync daemon (`IPVS_CMD_DEL_DAEMON`); `ESRCH` if not running.
+        pub $($async)? fn stop_daemon(&mut self, state: crate::model::DaemonState) -> Result<(), Error> {
+            self.run(crate::jobs::ack(crate::jobs::stop_daemon_message(state)))$(.$await)?
+        }
+
+        /// Zero the counters of one service, or of all (`IPVS_CMD_ZERO`).
+        pub $($async)? fn zero(&mut self, service: Option<&crate::model::ServiceKey>) -> Result<(), Error> {
+            self.run(crate::jobs::ack(crate::jobs::zero_message(service)))$(.$await)?
+        }
+
+        /// Delete every service (`IPVS_CMD_FLUSH`).
+        pub $($async)? fn flush(&mut self) -> Result<(), Error> {
+            self.run(crate::jobs::ack(crate::netlink::IpvsMessage::new(
+                crate::netlink::Command::Flush,
+                vec![],
+            )))$(.$await)?
+        }
+
+        /// Send any request and return its reply, if any (then the
+        /// acknowledgement).
+        pub $($async)? fn request(
+            &mut self,
+            message: crate::netlink::IpvsMessage,
+        ) -> Result<Option<crate::netlink::IpvsMessage>, Error> {
+            self.run(crate::jobs::single(message, crate::netlink::exchange::Expect::Ack))$(.$await)?
+        }
+
+        /// Send any dump request and return every reply.
+        pub $($async)? fn dump(
+            &mut self,
+            message: crate::netlink::IpvsMessage,
+        ) -> Result<Vec<crate::netlink::IpvsMessage>, Error> {
+            self.run(crate::jobs::dump(message))$(.$await)?
+        }
+
+        /// Send operations pipelined (many per `sendmsg`, acknowledgements
+        /// matched by sequence number); one result per operation, in order.
+        /// A failed operation does not stop the others.
+        pub $($async)? fn execute(
+            &mut self,
+            operations: &[crate::reconcile::Operation],
+        ) -> Result<Vec<Result<(), Error>>, Error> {
+            self.run(crate::jobs::execute(operations))$(.$await)?
+        }
+
+        /// Read the kernel's state and compute the plan to reach `desired`,
+        /// without applying it (dry run).
+        pub $($async)? fn plan(
+            &mut self,
+            desired: &crate::reconcile::Desired,
+        ) -> Result<crate::reconcile::Plan, Error> {
+            let current = self.list()$(.$await)??;
+            Ok(crate::reconcile::plan(&current, desired)?)
+        }
+
+        /// Read the kernel's state, compute the smallest plan to reach
+        /// `desired`, and execute it. Applying the same desired state again
+        /// performs no operation.
+        pub $($async)? fn apply(
+            &mut self,
+            desired: &crate::reconcile::Desired,
+        ) -> Result<crate::reconcile::ApplyReport, Error> {
+            let plan = self.plan(desired)$(.$await)??;
+            let results = self.execute(&plan.operations)$(.$await)??;
+            Ok(crate::reconcile::ApplyReport { plan, results })
+        }
+
+        $($async)? fn one(&mut self, operation: crate::reconcile::Operation) -> Result<(), Error> {
+            self.run(crate::jobs::ack(operation.to_message()))$(.$await)?
+        }
+    };
+}
+
+pub(crate) use ipvs_api;
+
+impl Handle {
+    ipvs_api!(,);
+}
