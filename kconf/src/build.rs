@@ -10,6 +10,12 @@ use crate::preprocess::Token;
 use crate::source::Span;
 use crate::tree::{Body, Node};
 
+/// keepalived's longest timer: `ULONG_MAX - 1` microseconds.
+const TIMER_MAX_SECS: f64 = 18_446_744_073_709.0;
+
+/// A timer keepalived keeps in 32 bits of microseconds (`connect_timeout`).
+const TIMER_U32_MAX_SECS: f64 = 4294.967295;
+
 /// Builds the model from the tree.
 pub fn build(nodes: &[Node], diags: &mut Vec<Diagnostic>) -> Config {
     let mut b = Builder { diags };
@@ -114,9 +120,14 @@ impl Builder<'_> {
 
     /// A timer in seconds with up to 6 decimals, as keepalived's `read_timer`.
     fn timer(&mut self, n: &Node, i: usize, min_secs: f64) -> Option<Duration> {
+        self.timer_max(n, i, min_secs, TIMER_MAX_SECS)
+    }
+
+    /// A timer with an upper bound in seconds.
+    fn timer_max(&mut self, n: &Node, i: usize, min_secs: f64, max_secs: f64) -> Option<Duration> {
         let t = self.arg(n, i)?.clone();
         match t.text.parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= min_secs && v <= 4_294_967.0 => {
+            Ok(v) if v.is_finite() && v >= min_secs && v <= max_secs => {
                 Some(Duration::from_micros((v * 1e6).round() as u64))
             }
             Ok(_) => {
@@ -124,7 +135,10 @@ impl Builder<'_> {
                     Code::InvalidNumber,
                     KeepalivedClass::InvalidNumber,
                     t.span,
-                    format!("timer '{}' out of range (at least {min_secs} s)", t.text),
+                    format!(
+                        "timer '{}' outside range [{min_secs}, {max_secs}] seconds",
+                        t.text
+                    ),
                 );
                 None
             }
@@ -261,6 +275,9 @@ impl Builder<'_> {
                 }
                 "virtual_server_group" => {
                     let name = self.name(n, "virtual_server_group");
+                    for l in n.body.values() {
+                        self.vsg_entry(l);
+                    }
                     c.virtual_server_groups.push(VirtualServerGroup {
                         name,
                         entries: n
@@ -316,7 +333,18 @@ impl Builder<'_> {
                 }
                 "notification_email_from" => g.notification_email_from = self.string(m, 0),
                 "smtp_server" => {
-                    g.smtp_server = self.string(m, 0);
+                    if let Some(t) = self.arg(m, 0).cloned() {
+                        if host_syntax_ok(&t.text) {
+                            g.smtp_server = Some(t.text.clone());
+                        } else {
+                            self.error(
+                                Code::InvalidAddress,
+                                KeepalivedClass::General,
+                                t.span,
+                                format!("invalid smtp server '{}'", t.text),
+                            );
+                        }
+                    }
                     if let Some(p) = m.args.get(1).cloned()
                         && let Some(v) = self.number(&p, 1, 65535)
                     {
@@ -324,8 +352,8 @@ impl Builder<'_> {
                     }
                 }
                 "smtp_connect_timeout" => {
-                    if let Some(d) = self.timer(m, 0, 0.000001) {
-                        g.smtp_connect_timeout = d;
+                    if let Some(v) = self.unsigned(m, 0, 1, 4294) {
+                        g.smtp_connect_timeout = Duration::from_secs(v as u64);
                     }
                 }
                 "enable_script_security" => g.enable_script_security = self.flag(m),
@@ -770,7 +798,7 @@ impl Builder<'_> {
                 }
             }
             "connect_timeout" => {
-                if let Some(d) = self.timer(m, 0, 0.000001) {
+                if let Some(d) = self.timer_max(m, 0, 0.000001, TIMER_U32_MAX_SECS) {
                     t.connect_timeout = d;
                 }
             }
@@ -891,7 +919,11 @@ impl Builder<'_> {
                         proto = true;
                     }
                 }
-                "persistence_timeout" => vs.persistence_timeout = self.timer(m, 0, 1.0),
+                "persistence_timeout" => {
+                    vs.persistence_timeout = self
+                        .unsigned(m, 0, 1, 2_678_400)
+                        .map(|v| Duration::from_secs(v as u64));
+                }
                 "virtualhost" => vs.virtualhost = self.string(m, 0),
                 "sorry_server" => {
                     let Some(t) = self.arg(m, 0).cloned() else {
@@ -1137,6 +1169,12 @@ impl Builder<'_> {
                 }
                 ("helo_name", CheckerKind::Smtp(s)) => s.helo_name = self.string(m, 0),
                 ("host", CheckerKind::Smtp(s)) => {
+                    // Same keywords and checks as a checker's own connection.
+                    let probe = Node {
+                        body: m.body.clone(),
+                        ..m.clone()
+                    };
+                    let _ = self.checker(&probe, rs, CheckerKind::Tcp);
                     s.hosts.push(m.body.nodes().iter().map(directive).collect());
                 }
                 ("type", CheckerKind::Dns(d)) => {
@@ -1192,6 +1230,45 @@ impl Builder<'_> {
         u
     }
 
+    /// One `virtual_server_group` line: `IP[-LAST] PORT` or `fwmark N`.
+    fn vsg_entry(&mut self, l: &crate::preprocess::Line) {
+        let t = &l.tokens;
+        if t[0].text == "fwmark" {
+            match t.get(1) {
+                Some(m) => {
+                    let m = m.clone();
+                    self.number(&m, 1, i64::from(u32::MAX));
+                }
+                None => self.error(
+                    Code::MissingParameter,
+                    KeepalivedClass::General,
+                    t[0].span,
+                    "virtual server group fwmark without a mark",
+                ),
+            }
+            return;
+        }
+        let addr = t[0]
+            .text
+            .split_once('-')
+            .map(|(a, _)| a)
+            .unwrap_or(&t[0].text);
+        let addr = addr.split_once('/').map(|(a, _)| a).unwrap_or(addr);
+        if addr.parse::<IpAddr>().is_err() {
+            self.error(
+                Code::InvalidAddress,
+                KeepalivedClass::General,
+                t[0].span,
+                format!("invalid virtual server group address '{}'", t[0].text),
+            );
+            return;
+        }
+        if let Some(p) = t.get(1) {
+            let p = p.clone();
+            self.number(&p, 0, 65535);
+        }
+    }
+
     /// Checks across blocks: references to things that must exist.
     fn cross_checks(&mut self, c: &Config, nodes: &[Node]) {
         for (i, inst) in c.vrrp_instances.iter().enumerate() {
@@ -1220,6 +1297,15 @@ impl Builder<'_> {
             }
         }
     }
+}
+
+/// An IP address, or something that can be a DNS name (not all digits).
+fn host_syntax_ok(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok()
+        || (!s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && !s.chars().all(|c| c.is_ascii_digit() || c == '.'))
 }
 
 /// keepalived's shell-style splitting for script keywords: whitespace

@@ -49,9 +49,11 @@
 //!    ("cannot run").
 //! 2. A missing main configuration file: keepalived logs "Config files
 //!    missing" and exits 0. We exit 4.
-//! 3. An include loop makes keepalived recurse until it runs out of file
-//!    descriptors, and `$A=$A` makes it loop forever. Both are errors here
-//!    (include loop: 4, recursive definition: 5).
+//! 3. An include loop makes keepalived re-read the files until it runs out
+//!    of file descriptors ("Too many open files") and then judge the many
+//!    copies (it exits 0 or 5 depending on them); `$A=$A` makes it loop
+//!    forever. Both are errors here (include loop: 4, recursive definition:
+//!    5).
 //! 4. An unknown keyword followed by a block: keepalived reads the block's
 //!    contents as part of the parent block and its `}` closes the parent.
 //!    We skip the unknown block whole (same exit code, fewer false errors).
