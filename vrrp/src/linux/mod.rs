@@ -1,6 +1,7 @@
 //! The Linux driver (feature `linux`): tokio, raw sockets, rtnetlink.
 //!
-//! Pieces, one file per concern:
+//! [`driver::Driver`] runs [`Instance`](crate::Instance)s on one interface.
+//! Its pieces, one file per concern:
 //! - [`socket`]: raw IP-protocol-112 sockets, TTL 255 out, TTL and
 //!   destination reported in.
 //! - [`netlink`]: interface lookup, source address selection, VIPs, the
@@ -8,12 +9,15 @@
 //! - [`announce`]: gratuitous ARP and unsolicited NA frames (pnet) sent on
 //!   an `AF_PACKET` socket.
 //! - [`script`]: track and notify scripts with a timeout, as a given user.
+//! - [`timer`]: a timerfd-backed timer, finer than tokio's 1 ms wheel.
 
 pub mod announce;
+pub mod driver;
 pub mod netlink;
 pub mod script;
 pub mod socket;
 mod sys;
+pub mod timer;
 
 use std::net::IpAddr;
 
@@ -70,6 +74,15 @@ pub enum Error {
     /// No such user for scripts.
     #[error("no user {0}")]
     NoSuchUser(String),
+    /// Two instances of one family with the same VRID on one interface.
+    #[error("VRID {0} is configured twice on this interface")]
+    DuplicateVrid(u8),
+    /// The engine refused the configuration.
+    #[error("invalid instance configuration: {0}")]
+    Config(crate::ConfigError),
+    /// Something this driver does not do.
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
     /// A script could not be started or waited for.
     #[error("script {program}: {source}")]
     Script {

@@ -18,6 +18,7 @@ use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::{Handle, LinkMacVlan, LinkUnspec};
 
 use super::Error;
+use crate::{Scope, VirtualAddress};
 
 /// What the driver needs to know about one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,31 +32,6 @@ pub struct Interface {
     /// Whether it is administratively up and has carrier (IFF_UP and
     /// IFF_RUNNING).
     pub up: bool,
-}
-
-/// One virtual IP address, as `ip addr add ADDRESS/PREFIX [label L] [scope S]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VirtualAddress {
-    /// The address.
-    pub address: IpAddr,
-    /// Its prefix length.
-    pub prefix: u8,
-    /// An optional IPv4 label (`eth0:vip`), at most 15 bytes.
-    pub label: Option<String>,
-    /// The address scope; keepalived's default is global.
-    pub scope: AddressScope,
-}
-
-impl VirtualAddress {
-    /// A global-scope address with no label.
-    pub fn new(address: IpAddr, prefix: u8) -> Self {
-        Self {
-            address,
-            prefix,
-            label: None,
-            scope: AddressScope::Universe,
-        }
-    }
 }
 
 /// A link state change seen on the rtnetlink link group.
@@ -199,9 +175,12 @@ impl Netlink {
     /// between routers must be. An address that is already there is not
     /// an error.
     pub async fn add_address(&self, index: u32, vip: &VirtualAddress) -> Result<(), Error> {
-        let mut request = self.handle.address().add(index, vip.address, vip.prefix);
+        let mut request = self
+            .handle
+            .address()
+            .add(index, vip.address, vip.prefix_len);
         let message = request.message_mut();
-        message.header.scope = vip.scope;
+        message.header.scope = address_scope(vip.scope);
         if vip.address.is_ipv6() {
             message.header.flags |= AddressHeaderFlags::Nodad;
             message
@@ -227,7 +206,7 @@ impl Netlink {
             IpAddr::V6(_) => netlink_packet_route::AddressFamily::Inet6,
         };
         message.header.index = index;
-        message.header.prefix_len = vip.prefix;
+        message.header.prefix_len = vip.prefix_len;
         if vip.address.is_ipv4() {
             message
                 .attributes
@@ -303,6 +282,16 @@ impl Netlink {
             .execute()
             .await
             .map_err(netlink("RTM_SETLINK"))
+    }
+}
+
+fn address_scope(scope: Scope) -> AddressScope {
+    match scope {
+        Scope::Global => AddressScope::Universe,
+        Scope::Site => AddressScope::Site,
+        Scope::Link => AddressScope::Link,
+        Scope::Host => AddressScope::Host,
+        Scope::Other(value) => AddressScope::from(value),
     }
 }
 

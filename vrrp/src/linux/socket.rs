@@ -66,17 +66,20 @@ fn errno(operation: &'static str) -> impl FnOnce(nix::Error) -> Error {
 }
 
 impl AdvertSocket {
-    /// Opens the IPv4 socket on interface `name` (index `ifindex`) and joins
-    /// 224.0.0.18 there. Needs CAP_NET_RAW.
-    pub fn open_v4(name: &str, ifindex: u32) -> Result<Self, Error> {
+    /// Opens the IPv4 socket on interface `name` (index `ifindex`) and, if
+    /// `join`, joins 224.0.0.18 there (a send-only socket, as on a VMAC,
+    /// does not). Needs CAP_NET_RAW.
+    pub fn open_v4(name: &str, ifindex: u32, join: bool) -> Result<Self, Error> {
         let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
             .map_err(io("socket(AF_INET, SOCK_RAW, 112)"))?;
         socket
             .bind_device(Some(name.as_bytes()))
             .map_err(io("SO_BINDTODEVICE"))?;
-        socket
-            .join_multicast_v4_n(&GROUP_V4, &InterfaceIndexOrAddress::Index(ifindex))
-            .map_err(io("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
+        if join {
+            socket
+                .join_multicast_v4_n(&GROUP_V4, &InterfaceIndexOrAddress::Index(ifindex))
+                .map_err(io("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
+        }
         socket
             .set_multicast_ttl_v4(u32::from(TTL))
             .map_err(io("IP_MULTICAST_TTL"))?;
@@ -87,18 +90,19 @@ impl AdvertSocket {
         Self::finish(socket, ifindex, false)
     }
 
-    /// Opens the IPv6 socket on interface `name` (index `ifindex`) and joins
-    /// ff02::12 there. Needs CAP_NET_RAW.
-    pub fn open_v6(name: &str, ifindex: u32) -> Result<Self, Error> {
+    /// Opens the IPv6 socket on interface `name` (index `ifindex`) and, if
+    /// `join`, joins ff02::12 there. Needs CAP_NET_RAW.
+    pub fn open_v6(name: &str, ifindex: u32, join: bool) -> Result<Self, Error> {
         let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
             .map_err(io("socket(AF_INET6, SOCK_RAW, 112)"))?;
-        socket.set_only_v6(true).map_err(io("IPV6_V6ONLY"))?;
         socket
             .bind_device(Some(name.as_bytes()))
             .map_err(io("SO_BINDTODEVICE"))?;
-        socket
-            .join_multicast_v6(&GROUP_V6, ifindex)
-            .map_err(io("IPV6_JOIN_GROUP ff02::12"))?;
+        if join {
+            socket
+                .join_multicast_v6(&GROUP_V6, ifindex)
+                .map_err(io("IPV6_JOIN_GROUP ff02::12"))?;
+        }
         socket
             .set_multicast_hops_v6(u32::from(TTL))
             .map_err(io("IPV6_MULTICAST_HOPS"))?;

@@ -4,7 +4,7 @@
 //! needs a `struct sockaddr_ll` (packet(7)): neither socket2 nor nix offer a
 //! safe constructor for it (nix's `LinkAddr` can only be read, socket2's
 //! `SockAddr` only be built from raw storage). This module fills one in a
-//! zeroed `sockaddr_storage` and nothing else.
+//! zeroed `sockaddr_storage`.
 //!
 //! tokio 1.54 made `AsyncFd::register` unsafe (its old safe constructor is
 //! deprecated as unsound): the caller promises that the file descriptor
@@ -36,10 +36,16 @@ pub(crate) fn link_layer_address(ifindex: u32, protocol: u16, destination: [u8; 
     unsafe { SockAddr::new(storage, length) }
 }
 
-/// Registers a socket with the tokio reactor.
-pub(crate) fn register(socket: Socket) -> std::io::Result<AsyncFd<Socket>> {
-    // SAFETY: `Socket` owns its file descriptor: it stays open until the
-    // `Socket` is dropped, which happens only when the `AsyncFd` is, and
+/// A file descriptor owner whose `as_raw_fd` is stable: it owns the
+/// descriptor, closes it only on drop, and never swaps it.
+pub(crate) trait OwnsFd: std::os::fd::AsRawFd {}
+impl OwnsFd for Socket {}
+impl OwnsFd for super::timer::OwnedTimerFd {}
+
+/// Registers a socket or timerfd with the tokio reactor.
+pub(crate) fn register<T: OwnsFd>(owner: T) -> std::io::Result<AsyncFd<T>> {
+    // SAFETY: `OwnsFd` types own their file descriptor: it stays open until
+    // the value is dropped, which happens only when the `AsyncFd` is, and
     // `as_raw_fd` always returns that same descriptor.
-    unsafe { AsyncFd::register(socket) }.map_err(std::io::Error::from)
+    unsafe { AsyncFd::register(owner) }.map_err(std::io::Error::from)
 }
