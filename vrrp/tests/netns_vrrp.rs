@@ -752,3 +752,168 @@ fn netns_checksum_rfc9568() -> Result<()> {
     );
     Ok(())
 }
+
+/// Link down is FAULT (seen through rtnetlink link events): the master
+/// drops its VIP and the backup takes over; link up brings it back and it
+/// preempts again.
+#[test]
+fn netns_vrrpd_link_down_is_fault() -> Result<()> {
+    let net = Net::new(2)?;
+    let vip = "10.0.0.100";
+    let args = |priority| {
+        vec![
+            "--vrid",
+            "57",
+            "--vip",
+            "10.0.0.100/24",
+            "--advert-int",
+            "100ms",
+            "--priority",
+            priority,
+        ]
+    };
+    let r1 = net.vrrpd(1, "vrrpd-r1", &args("150"))?;
+    let _r2 = net.vrrpd(2, "vrrpd-r2", &args("100"))?;
+    net.wait_vip_only_on(1, &[1, 2], vip, Duration::from_secs(3))?;
+    net.node(1).link_down("eth0")?;
+    r1.wait_for_output("Entering FAULT STATE", Duration::from_secs(2))?;
+    wait_until("r2 master", Duration::from_secs(2), || net.has_vip(2, vip))?;
+    ensure!(!net.has_vip(1, vip)?, "a FAULT router kept its VIP");
+    net.node(1).link_up("eth0")?;
+    net.wait_vip_only_on(1, &[1, 2], vip, Duration::from_secs(5))?;
+    Ok(())
+}
+
+/// Track and notify scripts run as an unprivileged user with keepalived's
+/// notify arguments; a failing weight-0 track script is FAULT.
+#[test]
+fn netns_vrrpd_scripts_as_user() -> Result<()> {
+    let net = Net::new(1)?;
+    let vip = "10.0.0.100";
+    let dir = tempfile::tempdir()?;
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )?;
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "")?;
+    let log = dir.path().join("notify.log");
+    let notify = dir.path().join("notify.sh");
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\necho \"$(id -u) $*\" >> {}\n", log.display()),
+    )?;
+    std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let track = format!("test -e {}", flag.display());
+    let notify = notify.to_str().context("path")?;
+    let r1 = net.vrrpd(
+        1,
+        "vrrpd",
+        &[
+            "--vrid",
+            "58",
+            "--vip",
+            "10.0.0.100/24",
+            "--advert-int",
+            "100ms",
+            "--name",
+            "VI_58",
+            "--notify",
+            notify,
+            "--script-user",
+            "nobody",
+            "--track-script",
+            &track,
+            "--track-interval",
+            "100ms",
+        ],
+    )?;
+    wait_until("master", Duration::from_secs(3), || net.has_vip(1, vip))?;
+    std::fs::remove_file(&flag)?;
+    r1.wait_for_output("Entering FAULT STATE", Duration::from_secs(3))?;
+    wait_until("VIP removed", Duration::from_secs(2), || {
+        Ok(!net.has_vip(1, vip)?)
+    })?;
+    let nobody = nix::unistd::User::from_name("nobody")?
+        .context("user nobody")?
+        .uid;
+    // Notify scripts run concurrently, so their lines may interleave.
+    let fault = format!("{nobody} INSTANCE VI_58 FAULT ");
+    wait_until("the FAULT notification", Duration::from_secs(3), || {
+        Ok(std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&fault)))
+    })?;
+    let text = std::fs::read_to_string(&log)?;
+    ensure!(
+        text.lines()
+            .any(|l| l == format!("{nobody} INSTANCE VI_58 MASTER 100")),
+        "notify: {text}"
+    );
+    ensure!(
+        text.lines()
+            .all(|l| l.starts_with(&format!("{nobody} INSTANCE VI_58 "))),
+        "notify: {text}"
+    );
+    Ok(())
+}
+
+/// `--use-vmac`: the VIP sits on a macvlan `vrrp.59` with MAC
+/// 00:00:5e:00:01:3b, adverts leave from that MAC, and a backup accepts
+/// them; on SIGTERM the macvlan is removed.
+#[test]
+fn netns_vrrpd_vmac() -> Result<()> {
+    let mut net = Net::new(2)?;
+    let vip = "10.0.0.100";
+    let args = |priority| {
+        vec![
+            "--vrid",
+            "59",
+            "--vip",
+            "10.0.0.100/24",
+            "--advert-int",
+            "100ms",
+            "--use-vmac",
+            "--priority",
+            priority,
+        ]
+    };
+    let mut r1 = net.vrrpd(1, "vrrpd-r1", &args("150"))?;
+    let _r2 = net.vrrpd(2, "vrrpd-r2", &args("100"))?;
+    wait_until("VIP on vrrp.59", Duration::from_secs(3), || {
+        net.node(1).has_addr("vrrp.59", vip)
+    })?;
+    ensure!(net.node(1).mac("vrrp.59")? == "00:00:5e:00:01:3b");
+    std::thread::sleep(Duration::from_millis(500));
+    ensure!(
+        !net.node(2).has_addr("vrrp.59", vip)?,
+        "the backup took the VIP: it drops VMAC adverts"
+    );
+    terminate(&mut r1)?;
+    ensure!(
+        net.node(1)
+            .exec(["ip", "link", "show", "vrrp.59"])?
+            .status
+            .code()
+            != Some(0),
+        "vrrp.59 left behind"
+    );
+    let frames = net.capture.take().map(Capture::stop).unwrap_or_default();
+    let from_r1: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| {
+            f.ipv4().is_some_and(|ip| {
+                ip.protocol == 112 && ip.src == std::net::Ipv4Addr::new(10, 0, 0, 1)
+            })
+        })
+        .collect();
+    ensure!(!from_r1.is_empty(), "no adverts from r1");
+    ensure!(
+        from_r1
+            .iter()
+            .all(|f| f.data[6..12] == [0, 0, 0x5e, 0, 1, 59]),
+        "an advert from a non-virtual MAC"
+    );
+    Ok(())
+}

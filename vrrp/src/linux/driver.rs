@@ -464,14 +464,34 @@ impl Driver {
         scripts
     }
 
-    /// Drains and applies the actions of instance `index`. Failures are
-    /// logged, not returned: one failed `ip addr add` must not stop the
-    /// adverts of every instance.
+    /// Drains and applies the actions of instance `index`.
+    ///
+    /// Advertisements go out first, then the rest in the engine's order.
+    /// Becoming master yields `AddVip`s before the first advert; an rtnetlink
+    /// round trip per VIP would delay that advert, and with it the failover
+    /// as the wire sees it (keepalived also sends the advert before it
+    /// installs the addresses). The addresses still precede the gratuitous
+    /// ARPs that announce them.
+    ///
+    /// Failures are logged, not returned: one failed `ip addr add` must not
+    /// stop the adverts of every instance.
     async fn apply(&mut self, index: usize) {
+        let mut rest = Vec::new();
         while let Some(action) = self.slots[index].instance.poll_action() {
-            if let Err(error) = self.apply_one(index, action).await {
-                tracing::warn!(instance = %self.slots[index].instance.config().name, %error, "action failed");
+            if matches!(action, Action::SendAdvert(_)) {
+                self.apply_logged(index, action).await;
+            } else {
+                rest.push(action);
             }
+        }
+        for action in rest {
+            self.apply_logged(index, action).await;
+        }
+    }
+
+    async fn apply_logged(&mut self, index: usize, action: Action) {
+        if let Err(error) = self.apply_one(index, action).await {
+            tracing::warn!(instance = %self.slots[index].instance.config().name, %error, "action failed");
         }
     }
 
