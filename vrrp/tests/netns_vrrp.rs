@@ -508,8 +508,7 @@ fn interop(variant: Variant) -> Result<()> {
     // 3 intervals plus skew (priority 150: 0.41 intervals), not before.
     let last_theirs = adverts
         .iter()
-        .filter(|a| a.source == theirs && a.time <= killed + Duration::from_millis(5))
-        .next_back()
+        .rfind(|a| a.source == theirs && a.time <= killed + Duration::from_millis(5))
         .context("no advert from keepalived before the kill")?;
     let first_ours = adverts
         .iter()

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -76,7 +77,7 @@ struct Slot {
 #[derive(Debug)]
 struct Vmac {
     index: u32,
-    adverts: AdvertSocket,
+    adverts: Arc<AdvertSocket>,
     frames: FrameSender,
 }
 
@@ -87,6 +88,7 @@ enum Event {
     Packet(AddressFamily, Received),
     Link(LinkEvent),
     Track(usize, ScriptOutcome),
+    VmacPacket(usize, Received, Vec<u8>),
     LinkWatchClosed,
 }
 
@@ -191,7 +193,10 @@ impl Driver {
                 .netlink
                 .create_vmac(self.interface.index, &name, mac)
                 .await?;
-            let adverts = AdvertSocket::open_v4(&name, index, false)?;
+            // Receive on the VMAC too, as keepalived does: a peer's adverts
+            // leave from the same virtual MAC, and macvlan hands frames whose
+            // source is one of its own MACs to that macvlan, not the parent.
+            let adverts = Arc::new(AdvertSocket::open_v4(&name, index, true)?);
             let frames = FrameSender::open(index)?;
             (
                 index,
@@ -248,6 +253,22 @@ impl Driver {
         let mut links = LinkWatcher::open()?;
         let (track_tx, mut track_rx) = mpsc::unbounded_channel();
         let tracks = self.start_track_scripts(track_tx);
+        let (vmac_tx, mut vmac_rx) = mpsc::unbounded_channel();
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Some(vmac) = &slot.vmac {
+                let socket = vmac.adverts.clone();
+                let sender = vmac_tx.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 65536];
+                    while let Ok(received) = socket.recv(&mut buffer).await {
+                        let message = buffer[received.offset..received.end].to_vec();
+                        if sender.send((index, received, message)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
         let mut tracked_links = HashMap::new();
         for slot in &self.slots {
             for (id, track) in slot.instance.config().tracks.iter().enumerate() {
@@ -294,6 +315,7 @@ impl Driver {
                     received = recv(v6, &mut buffer_v6) => received.map(|r| Event::Packet(AddressFamily::Ipv6, r)),
                     event = links.next() => Ok(event.map_or(Event::LinkWatchClosed, Event::Link)),
                     Some((script, outcome)) = track_rx.recv() => Ok(Event::Track(script, outcome)),
+                    Some((index, received, message)) = vmac_rx.recv() => Ok(Event::VmacPacket(index, received, message)),
                 }
             };
             let now = Instant::now();
@@ -315,6 +337,15 @@ impl Driver {
                         }
                     }
                 }
+                Ok(Event::VmacPacket(index, received, message)) => {
+                    // The VMAC stands in for the interface the instance runs on.
+                    let meta = RxMeta::new(received.source, received.destination, received.ttl)
+                        .with_ifindex(self.interface.index);
+                    let _ = self.slots[index]
+                        .instance
+                        .handle_packet(now, &meta, &message);
+                    self.apply(index).await;
+                }
                 Ok(Event::Packet(family, received)) => {
                     let buffer = if matches!(family, AddressFamily::Ipv4) {
                         &buffer_v4
@@ -327,6 +358,8 @@ impl Driver {
                     if let Some(&index) = message
                         .get(1)
                         .and_then(|vrid| self.by_vrid.get(&(v6, *vrid)))
+                        // A VMAC instance hears its adverts on the VMAC.
+                        && self.slots[index].vmac.is_none()
                     {
                         let meta = RxMeta::new(received.source, received.destination, received.ttl)
                             .with_ifindex(self.interface.index);
@@ -500,7 +533,7 @@ impl Driver {
         match action {
             Action::SendAdvert(advert) => {
                 let socket = match (&slot.vmac, slot.family) {
-                    (Some(vmac), _) => Some(&vmac.adverts),
+                    (Some(vmac), _) => Some(&*vmac.adverts),
                     (None, AddressFamily::Ipv4) => self.v4.as_ref(),
                     (None, AddressFamily::Ipv6) => self.v6.as_ref(),
                 };
