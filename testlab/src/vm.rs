@@ -58,6 +58,9 @@ use std::time::{Duration, Instant};
 /// Set to `1` in the environment of commands inside the VM.
 pub const IN_VM_ENV: &str = "LVSKIT_IN_VM";
 
+/// Host environment variables copied into the VM when set.
+pub const PASS_THROUGH: &[&str] = &["RUST_LOG", "RUST_BACKTRACE", "RUST_LIB_BACKTRACE"];
+
 /// The Debian metapackage whose kernel the VM boots.
 pub const KERNEL_METAPACKAGE: &str = "linux-image-cloud-amd64";
 
@@ -186,7 +189,8 @@ impl Vm {
         self
     }
 
-    /// Sets an environment variable for the command.
+    /// Sets an environment variable for the command (besides
+    /// `LVSKIT_IN_VM=1` and the host's [`PASS_THROUGH`] variables).
     pub fn env(mut self, key: &str, value: &str) -> Vm {
         self.env.push((key.to_owned(), value.to_owned()));
         self
@@ -215,6 +219,10 @@ impl Vm {
     /// kernel, qemu crash, timeout); a failing command is a non-zero
     /// [`VmOutput::exit_code`].
     pub fn run(&self, script: &str) -> Result<VmOutput> {
+        ensure!(
+            !in_vm(),
+            "already inside the lvskit VM: nested VMs are not supported"
+        );
         crate::reap::reap_once();
         let image = BaseImage::get()?;
         let name = crate::netns::unique_prefix();
@@ -224,8 +232,12 @@ impl Vm {
 
         let mut archive = Archive::new();
         let mut env = String::new();
-        for (key, value) in
-            std::iter::once((IN_VM_ENV.to_owned(), "1".to_owned())).chain(self.env.iter().cloned())
+        let passed_through = PASS_THROUGH
+            .iter()
+            .filter_map(|key| Some(((*key).to_owned(), std::env::var(key).ok()?)));
+        for (key, value) in std::iter::once((IN_VM_ENV.to_owned(), "1".to_owned()))
+            .chain(passed_through)
+            .chain(self.env.iter().cloned())
         {
             env.push_str(&format!("export {key}={}\n", shell_quote(&value)));
         }
@@ -399,6 +411,13 @@ impl BaseImage {
         let recipe = recipe_hash(&version)?;
         let initramfs = cache.join(format!("base-{version}-{recipe:016x}.cpio"));
         if !initramfs.exists() {
+            // Images of an older recipe for this kernel are stale.
+            for entry in std::fs::read_dir(&cache)?.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&format!("base-{version}-")) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
             let bytes = build_base(&root, &version)?;
             let partial = initramfs.with_extension("partial");
             std::fs::write(&partial, bytes)?;

@@ -232,3 +232,30 @@ fn netns_leftovers_of_dead_runs_are_reaped() -> Result<()> {
     live_node.run(["true"])?;
     Ok(())
 }
+
+#[test]
+fn netns_labs_with_the_same_names_do_not_collide() -> Result<()> {
+    require_root();
+    // Two labs with identical bridge, node and interface names and
+    // addresses, side by side; a fault in one does not touch the other.
+    let lab1 = Lab::new()?;
+    let lab2 = Lab::new()?;
+    assert_ne!(lab1.prefix(), lab2.prefix());
+    let lan1 = lab1.bridge("lan")?;
+    let lan2 = lab2.bridge("lan")?;
+    let (a1, _b1, pa1, pb1) = two_nodes(&lab1, &lan1)?;
+    let (a2, _b2, _pa2, _pb2) = two_nodes(&lab2, &lan2)?;
+    let _partition = lab1.partition(&pa1, &pb1)?;
+    let (r1, r2) = std::thread::scope(|s| {
+        let t1 = s.spawn(|| a1.exec(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.0.0.2"]));
+        let t2 = s.spawn(|| a2.exec(["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.0.0.2"]));
+        (t1.join().expect("thread"), t2.join().expect("thread"))
+    });
+    assert!(!r1?.status.success(), "lab 1 is partitioned");
+    let r2 = r2?;
+    assert!(
+        r2.status.success(),
+        "lab 2 must not see lab 1's fault: {r2}"
+    );
+    Ok(())
+}
