@@ -805,7 +805,7 @@ fn netns_vrrpd_scripts_as_user() -> Result<()> {
     std::fs::set_permissions(&notify, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let track = format!("test -e {}", flag.display());
     let notify = notify.to_str().context("path")?;
-    let r1 = net.vrrpd(
+    let mut r1 = net.vrrpd(
         1,
         "vrrpd",
         &[
@@ -853,6 +853,14 @@ fn netns_vrrpd_scripts_as_user() -> Result<()> {
     ensure!(
         text.lines()
             .all(|l| l.starts_with(&format!("{nobody} INSTANCE VI_58 "))),
+        "notify: {text}"
+    );
+    // The STOP notification runs before vrrpd exits.
+    terminate(&mut r1)?;
+    let text = std::fs::read_to_string(&log)?;
+    ensure!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{nobody} INSTANCE VI_58 STOP "))),
         "notify: {text}"
     );
     Ok(())

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::Error;
 use super::announce::{FrameSender, gratuitous_arp, unsolicited_na};
@@ -105,6 +106,8 @@ pub struct Driver {
     slots: Vec<Slot>,
     by_vrid: HashMap<(bool, u8), usize>,
     options: DriverOptions,
+    /// Running notify scripts; awaited on shutdown so that `STOP` runs.
+    notifications: JoinSet<()>,
 }
 
 /// The virtual router MAC address 00:00:5e:00:01:VRID (RFC 5798 §7.3).
@@ -134,6 +137,7 @@ impl Driver {
             slots: Vec::new(),
             by_vrid: HashMap::new(),
             options,
+            notifications: JoinSet::new(),
         })
     }
 
@@ -449,6 +453,8 @@ impl Driver {
                 tracing::warn!(%error, "cannot remove VMAC interface");
             }
         }
+        // Each script is killed after its timeout, so this ends.
+        while self.notifications.join_next().await.is_some() {}
         result
     }
 
@@ -565,7 +571,8 @@ impl Driver {
                     let runner = self.options.scripts.clone();
                     let script = script.clone();
                     let arguments = notify.arguments().to_vec();
-                    tokio::spawn(async move {
+                    while self.notifications.try_join_next().is_some() {}
+                    self.notifications.spawn(async move {
                         match runner.run(&script, &arguments).await {
                             Ok(ScriptOutcome::Success) => {}
                             Ok(outcome) => {

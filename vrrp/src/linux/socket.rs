@@ -241,25 +241,30 @@ fn recv_v4(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
         let message = recvmsg::<SockaddrIn>(fd, &mut iov, None, MsgFlags::MSG_DONTWAIT)?;
         message.bytes
     };
-    // A raw IPv4 socket hands over the IP header (raw(7)).
-    let packet = &buffer[..length];
+    Ok(parse_ipv4_header(&buffer[..length]))
+}
+
+/// Reads source, destination and TTL from the IPv4 header a raw IPv4 socket
+/// hands over with each packet (raw(7)), and where the payload lies.
+/// `None` for anything that is not a whole IPv4 packet; never panics.
+pub fn parse_ipv4_header(packet: &[u8]) -> Option<Received> {
     if packet.len() < 20 || packet[0] >> 4 != 4 {
-        return Ok(None);
+        return None;
     }
     let header_length = usize::from(packet[0] & 0x0f) * 4;
     let total_length = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
     if header_length < 20 || total_length < header_length || total_length > packet.len() {
-        return Ok(None);
+        return None;
     }
     let source = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
     let destination = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-    Ok(Some(Received {
+    Some(Received {
         source: source.into(),
         destination: destination.into(),
         ttl: packet[8],
         offset: header_length,
         end: total_length,
-    }))
+    })
 }
 
 fn recv_v6(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
@@ -291,5 +296,45 @@ fn recv_v6(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
             end: message.bytes,
         })),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An IPv4 VRRP packet as received on a raw socket in the namespace
+    /// tests: 10.0.0.1 → 224.0.0.18, TTL 255, protocol 112, and a 12-byte
+    /// VRRPv3 body.
+    #[rustfmt::skip]
+    const PACKET: [u8; 32] = [
+        0x45, 0xc0, 0x00, 0x20, 0x00, 0x00, 0x40, 0x00, 0xff, 0x70, 0x00, 0x00,
+        10, 0, 0, 1, 224, 0, 0, 18,
+        0x31, 0x07, 0x64, 0x01, 0x00, 0x0a, 0x00, 0x00, 10, 0, 0, 100,
+    ];
+
+    #[test]
+    fn ipv4_header() {
+        let received = parse_ipv4_header(&PACKET).unwrap();
+        assert_eq!(received.source, IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(received.destination, IpAddr::from(GROUP_V4));
+        assert_eq!(received.ttl, 255);
+        assert_eq!(&PACKET[received.offset..received.end][..2], &[0x31, 0x07]);
+        // Truncated, or a total length beyond what was read: dropped.
+        assert_eq!(parse_ipv4_header(&PACKET[..31]), None);
+        assert_eq!(parse_ipv4_header(&PACKET[..19]), None);
+        let mut options = PACKET;
+        options[0] = 0x4f; // IHL 60 > total length 32
+        assert_eq!(parse_ipv4_header(&options), None);
+    }
+
+    proptest! {
+        #[test]
+        fn ipv4_header_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(received) = parse_ipv4_header(&bytes) {
+                prop_assert!(received.offset <= received.end && received.end <= bytes.len());
+            }
+        }
     }
 }
