@@ -192,9 +192,52 @@ impl Net {
         })
     }
 
-    fn adverts(&mut self) -> Vec<Advert> {
-        adverts(&self.capture.take().map(Capture::stop).unwrap_or_default())
+    fn frames(&mut self) -> Vec<Frame> {
+        self.capture.take().map(Capture::stop).unwrap_or_default()
     }
+
+    fn adverts(&mut self) -> Vec<Advert> {
+        adverts(&self.frames())
+    }
+
+    fn mac(&self, i: usize) -> Result<[u8; 6]> {
+        let text = self.node(i).mac("eth0")?;
+        let bytes: Vec<u8> = text
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16))
+            .collect::<Result<_, _>>()?;
+        bytes.try_into().map_err(|_| anyhow::anyhow!("MAC {text}"))
+    }
+}
+
+/// Whether `frames` hold a gratuitous ARP request (sender and target
+/// protocol address `vip`) or an unsolicited NA to ff02::1 (target `vip`,
+/// override flag) from `mac`.
+fn announced(frames: &[Frame], vip: IpAddr, mac: [u8; 6]) -> bool {
+    frames.iter().any(|frame| {
+        let d = &frame.data;
+        if d.len() < 14 || d[6..12] != mac {
+            return false;
+        }
+        match (u16::from_be_bytes([d[12], d[13]]), vip) {
+            (0x0806, IpAddr::V4(vip)) => {
+                d.len() >= 42
+                    && d[20..22] == [0, 1]
+                    && d[28..32] == vip.octets()
+                    && d[38..42] == vip.octets()
+            }
+            (0x86dd, IpAddr::V6(vip)) => {
+                d.len() >= 78
+                    && d[20] == 58
+                    && d[21] == 255
+                    && d[38..54] == "ff02::1".parse::<std::net::Ipv6Addr>().unwrap().octets()
+                    && d[54] == 136
+                    && d[58] & 0x20 != 0
+                    && d[62..78] == vip.octets()
+            }
+            _ => false,
+        }
+    })
 }
 
 /// Everything the processes of node `i` printed (lab directory files).
@@ -285,14 +328,32 @@ fn netns_vrrpd_three_routers() -> Result<()> {
     let stop = SystemTime::now();
     terminate(&mut r1)?;
     // r2 and r3 tie at 100: r3 has the higher primary address (10.0.0.3).
-    net.wait_vip_only_on(3, &[1, 2, 3], vip, Duration::from_secs(3))?;
+    net.wait_vip_only_on(3, &[1, 2, 3], vip, Duration::from_secs(3))
+        .with_context(|| {
+            format!(
+                "{}\n{}\n{}",
+                logs(&net, 1),
+                net.has_vip(2, vip).unwrap_or(false),
+                net.has_vip(1, vip).unwrap_or(false)
+            )
+        })?;
     std::thread::sleep(Duration::from_millis(500));
     ensure!(
         !net.has_vip(2, vip)?,
         "r2 took the VIP despite losing the tie"
     );
 
-    let adverts = net.adverts();
+    let frames = net.frames();
+    let vip_ip: IpAddr = vip.parse()?;
+    ensure!(
+        announced(&frames, vip_ip, net.mac(1)?),
+        "no gratuitous ARP from r1"
+    );
+    ensure!(
+        announced(&frames, vip_ip, net.mac(3)?),
+        "no gratuitous ARP from r3"
+    );
+    let adverts = adverts(&frames);
     ensure!(
         adverts
             .iter()
@@ -481,7 +542,15 @@ fn interop(variant: Variant) -> Result<()> {
     })?;
     terminate(&mut vrrpd)?;
 
-    let adverts = net.adverts();
+    let frames = net.frames();
+    // Gratuitous ARP or unsolicited NA for the VIP from vrrpd when it
+    // became master.
+    let vip_ip: IpAddr = vip.parse()?;
+    ensure!(
+        announced(&frames, vip_ip, net.mac(1)?),
+        "vrrpd did not announce {vip}"
+    );
+    let adverts = adverts(&frames);
     for advert in &adverts {
         ensure!(
             advert.ttl == 255,
@@ -888,10 +957,19 @@ fn netns_vrrpd_vmac() -> Result<()> {
     };
     let mut r1 = net.vrrpd(1, "vrrpd-r1", &args("150"))?;
     let _r2 = net.vrrpd(2, "vrrpd-r2", &args("100"))?;
+    // vrrp.59 appears when vrrpd has started: until then, no VIP.
     wait_until("VIP on vrrp.59", Duration::from_secs(3), || {
-        net.node(1).has_addr("vrrp.59", vip)
-    })?;
+        Ok(net.node(1).has_addr("vrrp.59", vip).unwrap_or(false))
+    })
+    .with_context(|| logs(&net, 1))?;
     ensure!(net.node(1).mac("vrrp.59")? == "00:00:5e:00:01:3b");
+    wait_until("r2's vrrp.59", Duration::from_secs(3), || {
+        Ok(net
+            .node(2)
+            .exec(["ip", "link", "show", "vrrp.59"])?
+            .status
+            .success())
+    })?;
     std::thread::sleep(Duration::from_millis(500));
     ensure!(
         !net.node(2).has_addr("vrrp.59", vip)?,
