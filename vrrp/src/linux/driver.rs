@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -85,7 +85,8 @@ struct Vmac {
 /// The event the loop is woken by.
 enum Event {
     Shutdown,
-    Timer,
+    /// The deadline that expired.
+    Timer(Instant),
     Packet(AddressFamily, Received),
     Link(LinkEvent),
     Track(usize, ScriptOutcome),
@@ -296,6 +297,9 @@ impl Driver {
             self.apply(index).await;
         }
 
+        // The engine's clock must not run backwards; `last` is the time of
+        // the previous input.
+        let mut last = now;
         let mut buffer_v4 = vec![0u8; 65536];
         let mut buffer_v6 = vec![0u8; 65536];
         tokio::pin!(shutdown);
@@ -314,7 +318,7 @@ impl Driver {
                 tokio::select! {
                     biased;
                     () = &mut shutdown => Ok(Event::Shutdown),
-                    fired = timer.wait() => fired.map(|_| Event::Timer),
+                    fired = timer.wait() => fired.map(Event::Timer),
                     received = recv(v4, &mut buffer_v4) => received.map(|r| Event::Packet(AddressFamily::Ipv4, r)),
                     received = recv(v6, &mut buffer_v6) => received.map(|r| Event::Packet(AddressFamily::Ipv6, r)),
                     event = links.next() => Ok(event.map_or(Event::LinkWatchClosed, Event::Link)),
@@ -322,14 +326,27 @@ impl Driver {
                     Some((index, received, message)) = vmac_rx.recv() => Ok(Event::VmacPacket(index, received, message)),
                 }
             };
-            let now = Instant::now();
+            // Inputs are stamped with when they happened, not with when this
+            // process got the CPU: a timer with its deadline (so that the
+            // advert cadence does not drift by the wake-up latency), a packet
+            // with its kernel receive time. Both matter for failover on a
+            // loaded host.
+            let now = match &event {
+                Ok(Event::Timer(deadline)) => *deadline,
+                Ok(Event::Packet(_, received) | Event::VmacPacket(_, received, _)) => {
+                    received.arrival_instant(Instant::now(), SystemTime::now())
+                }
+                _ => Instant::now(),
+            }
+            .max(last);
+            last = now;
             match event {
                 Err(error) => break Err(error),
                 Ok(Event::Shutdown) => break Ok(()),
                 Ok(Event::LinkWatchClosed) => {
                     break Err(Error::Unsupported("rtnetlink link watch closed"));
                 }
-                Ok(Event::Timer) => {
+                Ok(Event::Timer(_)) => {
                     for index in 0..self.slots.len() {
                         if self.slots[index]
                             .instance

@@ -12,6 +12,7 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
@@ -44,6 +45,24 @@ pub struct Received {
     pub offset: usize,
     /// Where it ends.
     pub end: usize,
+    /// When the kernel received it (`SO_TIMESTAMPNS`, CLOCK_REALTIME), if
+    /// it said so.
+    pub arrival: Option<SystemTime>,
+}
+
+impl Received {
+    /// The arrival time on the monotonic clock, given the current time on
+    /// both clocks: the engine then measures Master_Down_Interval from when
+    /// the advert arrived, not from when this process got to run.
+    pub fn arrival_instant(&self, now: Instant, wall: SystemTime) -> Instant {
+        match self
+            .arrival
+            .and_then(|arrival| wall.duration_since(arrival).ok())
+        {
+            Some(age) => now.checked_sub(age).unwrap_or(now),
+            None => now,
+        }
+    }
 }
 
 /// A raw VRRP socket on one interface for one address family.
@@ -125,6 +144,7 @@ impl AdvertSocket {
 
     fn finish(socket: Socket, ifindex: u32, v6: bool) -> Result<Self, Error> {
         socket.set_nonblocking(true).map_err(io("O_NONBLOCK"))?;
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).map_err(errno("SO_TIMESTAMPNS"))?;
         let socket = super::sys::register(socket).map_err(io("register with tokio"))?;
         Ok(Self {
             socket,
@@ -236,12 +256,24 @@ pub fn is_link_local(address: &Ipv6Addr) -> bool {
 }
 
 fn recv_v4(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
-    let length = {
+    let mut control = nix::cmsg_space!(libc::timespec);
+    let (length, arrival) = {
         let mut iov = [IoSliceMut::new(buffer)];
-        let message = recvmsg::<SockaddrIn>(fd, &mut iov, None, MsgFlags::MSG_DONTWAIT)?;
-        message.bytes
+        let message =
+            recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)?;
+        let mut arrival = None;
+        for cmsg in message.cmsgs()? {
+            if let ControlMessageOwned::ScmTimestampns(time) = cmsg {
+                arrival = Some(wall_time(time));
+            }
+        }
+        (message.bytes, arrival)
     };
-    Ok(parse_ipv4_header(&buffer[..length]))
+    Ok(parse_ipv4_header(&buffer[..length]).map(|r| Received { arrival, ..r }))
+}
+
+fn wall_time(time: nix::sys::time::TimeSpec) -> SystemTime {
+    UNIX_EPOCH + Duration::new(time.tv_sec() as u64, time.tv_nsec() as u32)
 }
 
 /// Reads source, destination and TTL from the IPv4 header a raw IPv4 socket
@@ -264,11 +296,12 @@ pub fn parse_ipv4_header(packet: &[u8]) -> Option<Received> {
         ttl: packet[8],
         offset: header_length,
         end: total_length,
+        arrival: None,
     })
 }
 
 fn recv_v6(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
-    let mut control = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+    let mut control = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int, libc::timespec);
     let mut iov = [IoSliceMut::new(buffer)];
     let message =
         recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)?;
@@ -278,12 +311,14 @@ fn recv_v6(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
     };
     let mut destination = None;
     let mut hop_limit = None;
+    let mut arrival = None;
     for cmsg in message.cmsgs()? {
         match cmsg {
             ControlMessageOwned::Ipv6PacketInfo(info) => {
                 destination = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr))
             }
             ControlMessageOwned::Ipv6HopLimit(limit) => hop_limit = u8::try_from(limit).ok(),
+            ControlMessageOwned::ScmTimestampns(time) => arrival = Some(wall_time(time)),
             _ => {}
         }
     }
@@ -294,6 +329,7 @@ fn recv_v6(fd: i32, buffer: &mut [u8]) -> nix::Result<Option<Received>> {
             ttl,
             offset: 0,
             end: message.bytes,
+            arrival,
         })),
         _ => Ok(None),
     }
@@ -327,6 +363,32 @@ mod tests {
         let mut options = PACKET;
         options[0] = 0x4f; // IHL 60 > total length 32
         assert_eq!(parse_ipv4_header(&options), None);
+    }
+
+    #[test]
+    fn arrival_on_the_monotonic_clock() {
+        let received = parse_ipv4_header(&PACKET).unwrap();
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        assert_eq!(
+            received.arrival_instant(now, wall),
+            now,
+            "no timestamp: now"
+        );
+        let early = Received {
+            arrival: Some(wall - Duration::from_millis(3)),
+            ..received
+        };
+        assert_eq!(
+            early.arrival_instant(now, wall),
+            now - Duration::from_millis(3)
+        );
+        // A timestamp from the future (the wall clock stepped back) is now.
+        let future = Received {
+            arrival: Some(wall + Duration::from_secs(1)),
+            ..received
+        };
+        assert_eq!(future.arrival_instant(now, wall), now);
     }
 
     proptest! {
