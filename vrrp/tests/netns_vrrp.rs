@@ -372,7 +372,7 @@ fn netns_vrrpd_three_routers() -> Result<()> {
     // Skew_Time for priority 100 at 100 ms: (256-100)*100/256 ms = 60.9 ms.
     let gap = since(zero.time, first_r3.time);
     ensure!(
-        gap < Duration::from_millis(61 + 20),
+        gap < Duration::from_millis(61 + 40),
         "priority-0 handover took {gap:?}"
     );
     // Before the SIGTERM only r1 advertised (after the election settled).
@@ -584,10 +584,13 @@ fn interop(variant: Variant) -> Result<()> {
         .find(|a| a.source == ours && a.time > last_theirs.time)
         .context("vrrpd never advertised after the kill")?;
     let failover = since(last_theirs.time, first_ours.time);
+    // The bound is loose above because tests share the CPU: the precise
+    // figures come from the failover_bench example. It still tells a wrong
+    // formula (v2 skew for v3, a missing or truncated skew, 4 intervals).
     let ideal = variant.interval * 3 + variant.interval * 106 / 256;
     ensure!(
-        failover >= ideal - Duration::from_millis(2)
-            && failover <= ideal + Duration::from_millis(20),
+        failover >= ideal - Duration::from_millis(1)
+            && failover <= ideal + Duration::from_millis(50),
         "failover gap {failover:?}, ideal {ideal:?}"
     );
     Ok(())

@@ -95,6 +95,22 @@ enum Event {
 }
 
 /// Runs VRRP instances on one interface. See the module documentation.
+///
+/// ```no_run
+/// use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceOptions, unspecified};
+/// use lvskit_vrrp::{Config, VirtualAddress};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut driver = Driver::new("eth0", DriverOptions::default()).await?;
+/// // VRID 51, the source address taken from eth0, VIP 10.0.3.100/24.
+/// let vip = VirtualAddress::new("10.0.3.100".parse()?).with_prefix_len(24);
+/// let config = Config::new(51, unspecified(false), vec![vip]);
+/// driver.add_instance(config, InstanceOptions::default()).await?;
+/// // Until Ctrl-C; then priority 0 is sent and the VIP removed.
+/// driver.run(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Driver {
     netlink: Netlink,
