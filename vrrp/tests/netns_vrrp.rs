@@ -210,6 +210,43 @@ impl Net {
     }
 }
 
+/// Wireshark's verdict on the checksum of each VRRP advert in `frames`
+/// (`tshark`'s `vrrp.checksum.status`: 1 good, 0 bad), with its source.
+fn tshark_checksums(net: &Net, frames: &[Frame]) -> Result<Vec<(IpAddr, u8)>> {
+    let path = net.lab.dir().join("vrrp.pcap");
+    lvskit_testlab::capture::write_pcap(&path, frames)?;
+    let path = path.to_str().context("pcap path")?;
+    let output = std::process::Command::new("tshark")
+        .args(["-r", path, "-Y", "vrrp && !icmp && !icmpv6", "-T", "fields"])
+        .args([
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "vrrp.checksum.status",
+        ])
+        .output()
+        .context("run tshark")?;
+    ensure!(
+        output.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut verdicts = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        ensure!(fields.len() == 3, "tshark line {line:?}");
+        let source = if fields[0].is_empty() {
+            fields[1]
+        } else {
+            fields[0]
+        };
+        verdicts.push((source.parse()?, fields[2].parse()?));
+    }
+    Ok(verdicts)
+}
+
 /// Whether `frames` hold a gratuitous ARP request (sender and target
 /// protocol address `vip`) or an unsolicited NA to ff02::1 (target `vip`,
 /// override flag) from `mac`.
@@ -550,6 +587,18 @@ fn interop(variant: Variant) -> Result<()> {
         announced(&frames, vip_ip, net.mac(1)?),
         "vrrpd did not announce {vip}"
     );
+    // Wireshark checks every checksum good: ours with the pseudo-header of
+    // the real source and destination (group or unicast peer, IPv4 or
+    // IPv6), v2 over the message only.
+    let verdicts = tshark_checksums(&net, &frames)?;
+    ensure!(
+        verdicts.iter().any(|(source, _)| *source == ours),
+        "tshark saw no advert from vrrpd"
+    );
+    ensure!(
+        verdicts.iter().all(|(_, status)| *status == 1),
+        "tshark checksum verdicts: {verdicts:?}"
+    );
     let adverts = adverts(&frames);
     for advert in &adverts {
         ensure!(
@@ -788,7 +837,7 @@ fn netns_keepalived_tie() -> Result<()> {
 /// form on the wire is the other one.
 #[test]
 fn netns_checksum_rfc9568() -> Result<()> {
-    let net = Net::new(3)?;
+    let mut net = Net::new(3)?;
     let vip = "10.0.0.100";
     let args = |priority| {
         vec![
@@ -820,6 +869,19 @@ fn netns_checksum_rfc9568() -> Result<()> {
     ensure!(
         net.has_vip(1, vip)? && !net.has_vip(2, vip)?,
         "r2 did not accept r1's RFC 9568 checksum"
+    );
+    // Wireshark, like keepalived 2.2.7, expects the pseudo-header: it calls
+    // r1's checksums bad and keepalived's good.
+    let frames = net.frames();
+    let verdicts = tshark_checksums(&net, &frames)?;
+    let r1: IpAddr = "10.0.0.1".parse()?;
+    let r3: IpAddr = "10.0.0.3".parse()?;
+    ensure!(verdicts.iter().any(|(s, _)| *s == r1) && verdicts.iter().any(|(s, _)| *s == r3));
+    ensure!(
+        verdicts
+            .iter()
+            .all(|(s, status)| (*s == r1 && *status == 0) || (*s == r3 && *status == 1)),
+        "tshark checksum verdicts: {verdicts:?}"
     );
     Ok(())
 }
