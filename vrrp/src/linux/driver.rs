@@ -91,6 +91,8 @@ enum Event {
     Link(LinkEvent),
     Track(usize, ScriptOutcome),
     VmacPacket(usize, Received, Vec<u8>),
+    /// A failed `recvmsg`: logged, not fatal (the next packet may be fine).
+    ReceiveError(Error),
     LinkWatchClosed,
 }
 
@@ -335,8 +337,8 @@ impl Driver {
                     biased;
                     () = &mut shutdown => Ok(Event::Shutdown),
                     fired = timer.wait() => fired.map(Event::Timer),
-                    received = recv(v4, &mut buffer_v4) => received.map(|r| Event::Packet(AddressFamily::Ipv4, r)),
-                    received = recv(v6, &mut buffer_v6) => received.map(|r| Event::Packet(AddressFamily::Ipv6, r)),
+                    received = recv(v4, &mut buffer_v4) => Ok(received.map_or_else(Event::ReceiveError, |r| Event::Packet(AddressFamily::Ipv4, r))),
+                    received = recv(v6, &mut buffer_v6) => Ok(received.map_or_else(Event::ReceiveError, |r| Event::Packet(AddressFamily::Ipv6, r))),
                     event = links.next() => Ok(event.map_or(Event::LinkWatchClosed, Event::Link)),
                     Some((script, outcome)) = track_rx.recv() => Ok(Event::Track(script, outcome)),
                     Some((index, received, message)) = vmac_rx.recv() => Ok(Event::VmacPacket(index, received, message)),
@@ -358,6 +360,9 @@ impl Driver {
             last = now;
             match event {
                 Err(error) => break Err(error),
+                Ok(Event::ReceiveError(error)) => {
+                    tracing::warn!(%error, "cannot receive advertisement");
+                }
                 Ok(Event::Shutdown) => break Ok(()),
                 Ok(Event::LinkWatchClosed) => {
                     break Err(Error::Unsupported("rtnetlink link watch closed"));
