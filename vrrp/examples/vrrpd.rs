@@ -81,7 +81,10 @@ struct Args {
     /// A track script (its exit status: 0 up); repeat for more.
     #[arg(long = "track-script")]
     track_scripts: Vec<String>,
-    /// Weight of the track scripts (0: a failure means FAULT).
+    /// A tracked interface (up and running: up); repeat for more.
+    #[arg(long = "track-interface")]
+    track_interfaces: Vec<String>,
+    /// Weight of the track scripts and interfaces (0: down means FAULT).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     track_weight: i16,
     /// How often track scripts run.
@@ -145,7 +148,13 @@ fn config(args: &Args) -> anyhow::Result<Config> {
     config.tracks = args
         .track_scripts
         .iter()
-        .map(|script| Track::new(TrackKind::Script(script.clone())).with_weight(args.track_weight))
+        .map(|script| TrackKind::Script(script.clone()))
+        .chain(
+            args.track_interfaces
+                .iter()
+                .map(|name| TrackKind::Interface(name.clone())),
+        )
+        .map(|kind| Track::new(kind).with_weight(args.track_weight))
         .collect();
     config.validation.verify_addresses = args.strict;
     config.validation.require_link_local_first = args.strict;

@@ -1067,3 +1067,54 @@ fn netns_vrrpd_vmac() -> Result<()> {
     );
     Ok(())
 }
+
+/// A tracked interface with a negative weight: when it goes down (an
+/// rtnetlink link event) the master's priority drops below the backup's,
+/// which preempts it; when it comes back the master preempts in turn.
+#[test]
+fn netns_vrrpd_track_interface() -> Result<()> {
+    let net = Net::new(2)?;
+    let vip = "10.0.0.100";
+    // A veth pair inside r1 (this kernel has no dummy driver): taking the
+    // peer down takes the carrier of `uplink` away, as a cut cable would.
+    net.node(1).run([
+        "ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-p",
+    ])?;
+    net.node(1).link_up("uplink")?;
+    net.node(1).link_up("uplink-p")?;
+    let common = [
+        "--vrid",
+        "60",
+        "--vip",
+        "10.0.0.100/24",
+        "--advert-int",
+        "100ms",
+    ];
+    let mut r1_args = common.to_vec();
+    r1_args.extend_from_slice(&[
+        "--priority",
+        "150",
+        "--track-interface",
+        "uplink",
+        "--track-weight",
+        "-100",
+    ]);
+    let mut r2_args = common.to_vec();
+    r2_args.extend_from_slice(&["--priority", "100"]);
+    let r1 = net.vrrpd(1, "vrrpd-r1", &r1_args)?;
+    let _r2 = net.vrrpd(2, "vrrpd-r2", &r2_args)?;
+    net.wait_vip_only_on(1, &[1, 2], vip, Duration::from_secs(3))
+        .with_context(|| logs(&net, 1))?;
+    net.node(1).link_down("uplink-p")?;
+    // 150 - 100 = 50 < 100: r2 preempts after its Master_Down_Interval.
+    net.wait_vip_only_on(2, &[1, 2], vip, Duration::from_secs(3))
+        .with_context(|| logs(&net, 1))?;
+    r1.wait_for_output(
+        "Changing effective priority from 150 to 50",
+        Duration::from_secs(1),
+    )?;
+    net.node(1).link_up("uplink-p")?;
+    net.wait_vip_only_on(1, &[1, 2], vip, Duration::from_secs(3))
+        .with_context(|| logs(&net, 1))?;
+    Ok(())
+}
