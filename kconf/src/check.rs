@@ -16,6 +16,11 @@ use crate::tree::Node;
 pub trait Machine {
     /// Whether a network interface of that name exists.
     fn has_interface(&self, name: &str) -> bool;
+    /// Whether that interface is a loopback (keepalived refuses those for
+    /// VRRP). The default says no.
+    fn is_loopback(&self, name: &str) -> bool {
+        name == "lo"
+    }
     /// Mode, owner uid and whether it is a directory, for a path.
     fn stat(&self, path: &Path) -> Option<(u32, u32, bool)>;
     /// Whether a user of that name exists.
@@ -29,6 +34,14 @@ pub struct Host;
 impl Machine for Host {
     fn has_interface(&self, name: &str) -> bool {
         !name.is_empty() && !name.contains('/') && Path::new("/sys/class/net").join(name).exists()
+    }
+
+    fn is_loopback(&self, name: &str) -> bool {
+        // IFF_LOOPBACK in the interface flags (include/uapi/linux/if.h).
+        std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("flags"))
+            .ok()
+            .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+            .is_some_and(|flags| flags & 0x8 != 0)
     }
 
     fn stat(&self, path: &Path) -> Option<(u32, u32, bool)> {
@@ -78,6 +91,18 @@ pub fn check(config: &Config, nodes: &[Node], machine: &dyn Machine, diags: &mut
                 sub_span("interface"),
                 format!(
                     "interface {ifname} for vrrp_instance {} doesn't exist",
+                    inst.name
+                ),
+            ));
+        } else if let Some(ifname) = &inst.interface
+            && machine.is_loopback(ifname)
+        {
+            diags.push(Diagnostic::error(
+                Code::MissingInterface,
+                KeepalivedClass::General,
+                sub_span("interface"),
+                format!(
+                    "({}) cannot use a loopback interface ({ifname}) for vrrp - ignoring",
                     inst.name
                 ),
             ));

@@ -168,7 +168,7 @@ impl Parsed {
 
 fn finish(pre: preprocess::Preprocessed, opts: &Options, machine: &dyn check::Machine) -> Parsed {
     let mut diagnostics = pre.diagnostics;
-    let nodes = tree::build(&pre.items, &mut diagnostics);
+    let nodes = tree::build(pre.items, &mut diagnostics);
     let config = build::build(&nodes, &mut diagnostics);
     if opts.machine_checks {
         check::check(&config, &nodes, machine, &mut diagnostics);

@@ -206,7 +206,7 @@ struct Frame {
 }
 
 /// Groups items into a tree of nodes, reporting brace and keyword problems.
-pub fn build(items: &[Item], diags: &mut Vec<Diagnostic>) -> Vec<Node> {
+pub fn build(items: Vec<Item>, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
     let mut b = Builder {
         items,
         pos: 0,
@@ -217,13 +217,22 @@ pub fn build(items: &[Item], diags: &mut Vec<Diagnostic>) -> Vec<Node> {
 }
 
 struct Builder<'a> {
-    items: &'a [Item],
+    items: Vec<Item>,
     pos: usize,
     diags: &'a mut Vec<Diagnostic>,
     missing_close_reported: bool,
 }
 
 impl Builder<'_> {
+    /// Takes the item at the current position (leaving a cheap placeholder:
+    /// positions are never revisited) and advances.
+    fn take(&mut self) -> Item {
+        let placeholder = Item::Close(Span::file_start(crate::source::FileId(0)));
+        let item = std::mem::replace(&mut self.items[self.pos], placeholder);
+        self.pos += 1;
+        item
+    }
+
     fn run(&mut self) -> Vec<Node> {
         let top_token = Token {
             text: String::new(),
@@ -237,8 +246,7 @@ impl Builder<'_> {
             nodes: Vec::new(),
         }];
         while self.pos < self.items.len() {
-            let item = &self.items[self.pos];
-            self.pos += 1;
+            let item = self.take();
             match item {
                 Item::Close(span) => {
                     if stack.len() > 1 {
@@ -247,7 +255,7 @@ impl Builder<'_> {
                         self.diags.push(Diagnostic::error(
                             Code::UnexpectedClose,
                             KeepalivedClass::UnexpectedClose,
-                            *span,
+                            span,
                             "extra `}` with no block to close",
                         ));
                     }
@@ -256,7 +264,7 @@ impl Builder<'_> {
                     let d = Diagnostic::error(
                         Code::UnexpectedOpen,
                         KeepalivedClass::UnexpectedOpen,
-                        *span,
+                        span,
                         "unexpected `{`: no block keyword before it",
                     );
                     self.diags.push(d);
@@ -329,7 +337,7 @@ impl Builder<'_> {
         }
     }
 
-    fn line(&mut self, line: &Line, stack: &mut Vec<Frame>) {
+    fn line(&mut self, line: Line, stack: &mut Vec<Frame>) {
         let Some(kw) = line.tokens.first() else {
             return;
         };
@@ -342,12 +350,13 @@ impl Builder<'_> {
                     .rev()
                     .find(|i| keywords::lookup(stack[*i].ctx, &kw.text).is_some());
                 if let Some(target) = ancestor {
+                    let kw = kw.clone();
                     while stack.len() > target + 1 {
                         let (open, k) = {
                             let f = stack.last().expect("stack has frames");
                             (f.open, f.keyword.clone())
                         };
-                        self.report_unclosed(open, &k, Some(kw));
+                        self.report_unclosed(open, &k, Some(&kw));
                         close_frame(stack);
                     }
                     self.line(line, stack);
@@ -361,10 +370,16 @@ impl Builder<'_> {
                 return;
             }
         };
-        let node_args = line.tokens[1..].to_vec();
+        let Line {
+            mut tokens, raw, ..
+        } = line;
+        let node_args = tokens.split_off(1);
+        let Some(kw) = tokens.pop() else { return };
+        let kw = &kw;
+        let line_raw = raw;
         match kind {
             Kind::Plain => {
-                push_node(stack, kw, node_args, &line.raw, Body::None);
+                push_node(stack, kw, node_args, line_raw, Body::None);
                 if let Some(open) = self.next_is_open() {
                     self.pos += 1;
                     self.diags.push(
@@ -392,7 +407,7 @@ impl Builder<'_> {
                     ));
                 }
                 let values = self.values(kw, open, stack);
-                push_node(stack, kw, node_args, &line.raw, Body::Values(values));
+                push_node(stack, kw, node_args, line_raw, Body::Values(values));
             }
             Kind::Block(sub) => {
                 let open = self.next_is_open();
@@ -416,7 +431,7 @@ impl Builder<'_> {
                 if let Some(f) = stack.last_mut() {
                     f.nodes.reserve(4);
                 }
-                pending_args(stack, node_args, &line.raw);
+                pending_args(stack, node_args, line_raw);
             }
         }
     }
@@ -447,11 +462,13 @@ impl Builder<'_> {
                             .iter()
                             .any(|f| keywords::lookup(f.ctx, first).is_some());
                     if belongs_outside {
-                        self.report_unclosed(open, kw, Some(&l.tokens[0]));
+                        let first = l.tokens[0].clone();
+                        self.report_unclosed(open, kw, Some(&first));
                         return out;
                     }
-                    out.push(l.clone());
-                    self.pos += 1;
+                    if let Item::Line(l) = self.take() {
+                        out.push(l);
+                    }
                 }
             }
         }
@@ -505,12 +522,12 @@ pub fn suggest(ctx: Context, word: &str) -> Option<&'static str> {
     (d <= limit).then_some(k)
 }
 
-fn push_node(stack: &mut [Frame], kw: &Token, args: Vec<Token>, raw: &str, body: Body) {
+fn push_node(stack: &mut [Frame], kw: &Token, args: Vec<Token>, raw: String, body: Body) {
     if let Some(f) = stack.last_mut() {
         f.nodes.push(Node {
             keyword: kw.clone(),
             args,
-            raw: raw.to_string(),
+            raw,
             body,
         });
     }
@@ -518,12 +535,12 @@ fn push_node(stack: &mut [Frame], kw: &Token, args: Vec<Token>, raw: &str, body:
 
 /// Block frames keep their keyword's arguments as the first (placeholder)
 /// node until they close.
-fn pending_args(stack: &mut [Frame], args: Vec<Token>, raw: &str) {
+fn pending_args(stack: &mut [Frame], args: Vec<Token>, raw: String) {
     if let Some(f) = stack.last_mut() {
         f.nodes.push(Node {
             keyword: f.keyword.clone(),
             args,
-            raw: raw.to_string(),
+            raw,
             body: Body::None,
         });
     }
