@@ -29,13 +29,13 @@ struct Builder<'a> {
 /// Converts a node to a kept directive (no positions).
 pub fn directive(n: &Node) -> Directive {
     Directive {
-        keyword: n.keyword.text.clone(),
-        args: n.args.iter().map(|t| t.text.clone()).collect(),
+        keyword: n.keyword.text.to_string(),
+        args: n.args.iter().map(|t| t.text.to_string()).collect(),
         body: match &n.body {
             Body::None => DirectiveBody::None,
             Body::Values(v) => DirectiveBody::Values(
                 v.iter()
-                    .map(|l| l.tokens.iter().map(|t| t.text.clone()).collect())
+                    .map(|l| l.tokens.iter().map(|t| t.text.to_string()).collect())
                     .collect(),
             ),
             Body::Block(ns) => DirectiveBody::Block(ns.iter().map(directive).collect()),
@@ -170,7 +170,7 @@ impl Builder<'_> {
     }
 
     fn string(&mut self, n: &Node, i: usize) -> Option<String> {
-        self.arg(n, i).map(|t| t.text.clone())
+        self.arg(n, i).map(|t| t.text.to_string())
     }
 
     /// An optional boolean argument (`keyword [true|false]`); true if absent.
@@ -234,7 +234,7 @@ impl Builder<'_> {
 
     fn name(&mut self, n: &Node, what: &str) -> String {
         match n.args.first() {
-            Some(t) => t.text.clone(),
+            Some(t) => t.text.to_string(),
             None => {
                 self.error(
                     Code::MissingParameter,
@@ -249,7 +249,7 @@ impl Builder<'_> {
 
     fn user_group(&mut self, n: &Node) -> Option<(String, Option<String>)> {
         let u = self.string(n, 0)?;
-        Some((u, n.args.get(1).map(|t| t.text.clone())))
+        Some((u, n.args.get(1).map(|t| t.text.to_string())))
     }
 
     fn config(&mut self, nodes: &[Node]) -> Config {
@@ -284,7 +284,7 @@ impl Builder<'_> {
                             .body
                             .values()
                             .iter()
-                            .map(|l| l.tokens.iter().map(|t| t.text.clone()).collect())
+                            .map(|l| l.tokens.iter().map(|t| t.text.to_string()).collect())
                             .collect(),
                     });
                 }
@@ -317,7 +317,7 @@ impl Builder<'_> {
         for m in n.body.nodes() {
             match m.name() {
                 "router_id" => match m.args.first() {
-                    Some(t) => g.router_id = Some(t.text.clone()),
+                    Some(t) => g.router_id = Some(t.text.to_string()),
                     None => self.error(
                         Code::MissingParameter,
                         KeepalivedClass::General,
@@ -328,14 +328,14 @@ impl Builder<'_> {
                 "notification_email" => {
                     for l in m.body.values() {
                         g.notification_email
-                            .extend(l.tokens.iter().map(|t| t.text.clone()));
+                            .extend(l.tokens.iter().map(|t| t.text.to_string()));
                     }
                 }
                 "notification_email_from" => g.notification_email_from = self.string(m, 0),
                 "smtp_server" => {
                     if let Some(t) = self.arg(m, 0).cloned() {
                         if host_syntax_ok(&t.text) {
-                            g.smtp_server = Some(t.text.clone());
+                            g.smtp_server = Some(t.text.to_string());
                         } else {
                             self.error(
                                 Code::InvalidAddress,
@@ -451,7 +451,7 @@ impl Builder<'_> {
         let mut out = Vec::new();
         for l in n.body.values() {
             let mut r = TrackRef {
-                name: l.tokens[0].text.clone(),
+                name: l.tokens[0].text.to_string(),
                 weight: None,
                 reverse: false,
             };
@@ -494,7 +494,7 @@ impl Builder<'_> {
             match m.name() {
                 "group" => {
                     for l in m.body.values() {
-                        g.group.extend(l.tokens.iter().map(|t| t.text.clone()));
+                        g.group.extend(l.tokens.iter().map(|t| t.text.to_string()));
                     }
                 }
                 "notify_master" => g.notify_master = self.script(m),
@@ -554,7 +554,7 @@ impl Builder<'_> {
         let mut i = 1;
         while i < l.tokens.len() {
             let k = l.tokens[i].text.as_str();
-            let val = l.tokens.get(i + 1).map(|t| t.text.clone());
+            let val = l.tokens.get(i + 1).map(|t| t.text.to_string());
             match (k, val) {
                 ("dev", Some(x)) => v.dev = Some(x),
                 ("scope", Some(x)) => v.scope = Some(x),
@@ -822,7 +822,7 @@ impl Builder<'_> {
                 let v = self.number(&t, 1, i64::from(u32::MAX))?;
                 Some(ServiceAddress::Fwmark(v as u32))
             }
-            "group" => Some(ServiceAddress::Group(self.arg(n, 1)?.text.clone())),
+            "group" => Some(ServiceAddress::Group(self.arg(n, 1)?.text.to_string())),
             text => {
                 let Ok(ip) = text.parse::<IpAddr>() else {
                     let mut d = Diagnostic::error(
@@ -1222,7 +1222,9 @@ impl Builder<'_> {
             match m.name() {
                 "path" => u.path = self.string(m, 0).unwrap_or_default(),
                 "digest" => u.digest = self.string(m, 0),
-                "status_code" => u.status_code.extend(m.args.iter().map(|t| t.text.clone())),
+                "status_code" => u
+                    .status_code
+                    .extend(m.args.iter().map(|t| t.text.to_string())),
                 "virtualhost" => u.virtualhost = self.string(m, 0),
                 _ => self.keep(m, &mut u.extra),
             }

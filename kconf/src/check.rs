@@ -154,7 +154,7 @@ pub fn check(config: &Config, nodes: &[Node], machine: &dyn Machine, diags: &mut
             for l in list.body.values() {
                 for w in l.tokens.windows(2) {
                     if matches!(w[0].text.as_str(), "dev" | "oif" | "iif") {
-                        devs.push((w[1].text.clone(), w[1].span));
+                        devs.push((w[1].text.to_string(), w[1].span));
                     }
                 }
             }

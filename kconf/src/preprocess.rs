@@ -20,6 +20,8 @@
 //! The output is a flat list of [`Item`]s, each with its [`Span`].
 
 use std::collections::{HashMap, VecDeque};
+
+use compact_str::CompactString;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Code, Diagnostic, KeepalivedClass, Severity};
@@ -82,8 +84,9 @@ pub fn default_config_id() -> Option<String> {
 /// One word of a configuration line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
-    /// The word, without surrounding double quotes.
-    pub text: String,
+    /// The word, without surrounding double quotes (stored inline when
+    /// short: most words are).
+    pub text: CompactString,
     /// Where it was written.
     pub span: Span,
     /// Whether it was written in double quotes.
@@ -95,8 +98,9 @@ pub struct Token {
 pub struct Line {
     /// The words of the line.
     pub tokens: Vec<Token>,
-    /// The line's text after preprocessing, before splitting into words
-    /// (script keywords re-split it with shell quoting).
+    /// The line's text after preprocessing, before splitting into words,
+    /// kept for script keywords (which re-split it with shell quoting; see
+    /// [`keeps_raw`]); empty for other lines.
     pub raw: String,
     /// The span of the whole line.
     pub span: Span,
@@ -260,6 +264,8 @@ struct Pre<'a> {
     generated: usize,
     rng: u64,
     limit_hit: bool,
+    /// Reused buffer for splitting lines into words.
+    scratch: Vec<Token>,
 }
 
 /// Preprocesses `path` and everything it includes.
@@ -327,6 +333,7 @@ impl<'a> Pre<'a> {
             generated: 0,
             rng: opts.random_seed | 1,
             limit_hit: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -507,10 +514,19 @@ impl<'a> Pre<'a> {
     }
 
     fn read_file(&mut self, id: FileId, path: &Path) {
-        let text = match self.out.sources.get(id) {
-            Some(f) => f.text.clone(),
-            None => return,
+        // The text is taken out while it is read (an include loop cannot
+        // come back to it) and put back for rendering.
+        let Some(text) = self.out.sources.take_text(id) else {
+            return;
         };
+        self.read_text(id, path, &text);
+        self.out.sources.put_text(id, text);
+    }
+
+    fn read_text(&mut self, id: FileId, path: &Path, text: &str) {
+        // About one item per 20 bytes of configuration: growing the list
+        // once up front avoids copying it while it doubles.
+        self.out.items.reserve(text.len() / 20);
         for (index, raw) in text.split('\n').enumerate() {
             let lineno = index as u32 + 1;
             if self.limit_hit {
@@ -523,6 +539,14 @@ impl<'a> Pre<'a> {
             let line = raw.trim_end_matches(['\r', '\n']);
             if line.is_empty() {
                 self.end_multiline_def();
+                continue;
+            }
+            if self.multiline_def.is_none()
+                && self.pending.is_empty()
+                && self.loops.is_empty()
+                && is_plain(line)
+            {
+                self.plain_line(line, origin);
                 continue;
             }
             let mut st = SText::new(line.to_string(), 1);
@@ -1067,19 +1091,93 @@ impl<'a> Pre<'a> {
         if tokens.is_empty() {
             return;
         }
-        self.out.items.push(Item::Line(Line {
-            tokens,
-            raw: st.s,
-            span,
-        }));
+        let raw = if keeps_raw(&tokens[0].text) {
+            st.s
+        } else {
+            String::new()
+        };
+        self.out.items.push(Item::Line(Line { tokens, raw, span }));
+    }
+
+    /// The fast path for a line with nothing to preprocess (see
+    /// [`is_plain`]): split at braces and words in place, with the same
+    /// result as the general path.
+    fn plain_line(&mut self, line: &str, origin: LineOrigin) {
+        let b = line.as_bytes();
+        let mut i = b.iter().take_while(|c| is_blank(**c)).count();
+        let end = line.trim_end_matches([' ', '\t']).len();
+        while i < end {
+            match b[i] {
+                b'{' | b'}' => {
+                    let span = self.span(origin, i as u32 + 1, 1);
+                    self.out.items.push(if b[i] == b'{' {
+                        Item::Open(span)
+                    } else {
+                        Item::Close(span)
+                    });
+                    i += 1;
+                    i += b[i..end].iter().take_while(|c| is_blank(**c)).count();
+                }
+                _ => {
+                    let stop = b[i..end]
+                        .iter()
+                        .position(|c| *c == b'{' || *c == b'}')
+                        .map_or(end, |p| i + p);
+                    let piece = line[i..stop].trim_end_matches([' ', '\t']);
+                    let mut tokens = std::mem::take(&mut self.scratch);
+                    let mut j = 0;
+                    let pb = piece.as_bytes();
+                    while j < pb.len() {
+                        while j < pb.len() && WHITE.contains(&(pb[j] as char)) {
+                            j += 1;
+                        }
+                        let start = j;
+                        while j < pb.len() && !WHITE.contains(&(pb[j] as char)) {
+                            j += 1;
+                        }
+                        if j > start {
+                            tokens.push(Token {
+                                text: CompactString::from(&piece[start..j]),
+                                span: self.span(origin, (i + start) as u32 + 1, (j - start) as u32),
+                                quoted: false,
+                            });
+                        }
+                    }
+                    let words = exact_copy(&mut tokens);
+                    self.scratch = tokens;
+                    if !words.is_empty() {
+                        let raw = if keeps_raw(&words[0].text) {
+                            piece.to_string()
+                        } else {
+                            String::new()
+                        };
+                        let span = self.span(origin, i as u32 + 1, piece.len() as u32);
+                        self.out.items.push(Item::Line(Line {
+                            tokens: words,
+                            raw,
+                            span,
+                        }));
+                    }
+                    i = stop;
+                }
+            }
+        }
     }
 
     /// keepalived's `alloc_strvec`: whitespace-separated words; a word that
     /// starts with `"` runs to the next `"`.
     fn tokenize(&mut self, st: &SText, origin: LineOrigin) -> Vec<Token> {
+        let mut out = std::mem::take(&mut self.scratch);
+        self.tokenize_into(st, origin, &mut out);
+        // An exact-size vector: most lines have two or three words.
+        let tokens = exact_copy(&mut out);
+        self.scratch = out;
+        tokens
+    }
+
+    fn tokenize_into(&mut self, st: &SText, origin: LineOrigin, out: &mut Vec<Token>) {
         let s = &st.s;
         let b = s.as_bytes();
-        let mut out = Vec::new();
         let mut i = 0;
         while i < b.len() {
             while i < b.len() && WHITE.contains(&(b[i] as char)) {
@@ -1094,7 +1192,7 @@ impl<'a> Pre<'a> {
                     Some(q) => {
                         let end = start + q;
                         out.push(Token {
-                            text: s[start..end].to_string(),
+                            text: CompactString::from(&s[start..end]),
                             span: self.span(origin, st.col(i), (end + 1 - i) as u32),
                             quoted: true,
                         });
@@ -1117,13 +1215,12 @@ impl<'a> Pre<'a> {
                     i += 1;
                 }
                 out.push(Token {
-                    text: s[start..i].to_string(),
+                    text: CompactString::from(&s[start..i]),
                     span: self.span(origin, st.col(start), (i - start) as u32),
                     quoted: false,
                 });
             }
         }
-        out
     }
 
     fn include_check_set(&mut self, args: &str) {
@@ -1225,6 +1322,32 @@ impl<'a> Pre<'a> {
             }
         }
     }
+}
+
+/// Moves the words out of the scratch buffer into a vector of exactly their
+/// size (the buffer keeps its capacity for the next line).
+#[allow(clippy::drain_collect)] // deliberate: `mem::take` would keep the big capacity
+fn exact_copy(scratch: &mut Vec<Token>) -> Vec<Token> {
+    scratch.drain(..).collect()
+}
+
+/// Whether a line needs none of the preprocessor's work: no comment,
+/// quote, escape or definition characters, no `@`/`~` line, no include.
+fn is_plain(line: &str) -> bool {
+    let t = line.trim_start_matches([' ', '\t']);
+    !t.starts_with(['@', '~'])
+        && !line
+            .bytes()
+            .any(|c| matches!(c, b'#' | b'!' | b'"' | b'\\' | b'$'))
+        && !line.contains("include")
+}
+
+/// Keywords whose line text is kept in [`Line::raw`]: the script keywords,
+/// which keepalived re-splits with shell quoting.
+pub fn keeps_raw(keyword: &str) -> bool {
+    keyword.contains("script")
+        || keyword.starts_with("notify")
+        || matches!(keyword, "misc_path" | "quorum_up" | "quorum_down")
 }
 
 enum Replaced {
@@ -1477,7 +1600,7 @@ mod tests {
                 Item::Line(l) => l
                     .tokens
                     .iter()
-                    .map(|t| t.text.clone())
+                    .map(|t| t.text.to_string())
                     .collect::<Vec<_>>()
                     .join("|"),
             })
@@ -1595,6 +1718,17 @@ mod tests {
         fs.insert("/k.conf", "include_check\ninclude nope.conf\n");
         let p = preprocess(&fs, Path::new("/k.conf"), &PreprocessOptions::default());
         assert_eq!(p.diagnostics[0].class, Some(KeepalivedClass::FileNotFound));
+    }
+
+    #[test]
+    fn fast_path_matches_general_path() {
+        // A trailing comment sends every line through the general path.
+        let plain = "vrrp_instance V { state MASTER }\n  virtual_server 10.0.0.1 80 {\n\tdelay_loop 6 }\n}}{ x\n notify_master /bin/a b\n";
+        let commented: String = plain.lines().map(|l| format!("{l} # c\n")).collect();
+        let a = pre(plain);
+        let b = pre(&commented);
+        assert_eq!(a.items, b.items);
+        assert!(a.items.len() > 10);
     }
 
     #[test]

@@ -97,6 +97,20 @@ impl SourceMap {
         FileId(self.files.len() as u32 - 1)
     }
 
+    /// Takes a file's text out while it is being read (see [`SourceMap::put_text`]).
+    pub(crate) fn take_text(&mut self, id: FileId) -> Option<String> {
+        self.files
+            .get_mut(id.0 as usize)
+            .map(|f| std::mem::take(&mut f.text))
+    }
+
+    /// Puts back a text taken with [`SourceMap::take_text`].
+    pub(crate) fn put_text(&mut self, id: FileId, text: String) {
+        if let Some(f) = self.files.get_mut(id.0 as usize) {
+            f.text = text;
+        }
+    }
+
     /// The file with this id.
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
         self.files.get(id.0 as usize)

@@ -235,7 +235,7 @@ impl Builder<'_> {
 
     fn run(&mut self) -> Vec<Node> {
         let top_token = Token {
-            text: String::new(),
+            text: Default::default(),
             span: Span::file_start(crate::source::FileId(0)),
             quoted: false,
         };
