@@ -499,6 +499,18 @@ fn interop(variant: Variant) -> Result<()> {
         ka.log()
     );
     ensure!(net.has_vip(1, vip)? && !net.has_vip(2, vip)?);
+    if variant.v6 {
+        // An IPv6 VIP is added with IFA_F_NODAD: usable at once, no DAD.
+        let shown = net
+            .node(1)
+            .run(["ip", "-6", "-o", "addr", "show", "dev", "eth0"])?;
+        ensure!(
+            shown
+                .lines()
+                .any(|l| l.contains(&format!(" {vip}/")) && l.contains("nodad")),
+            "IPv6 VIP without nodad:\n{shown}"
+        );
+    }
 
     // 2.
     let stop = SystemTime::now();
