@@ -6,8 +6,12 @@
 //! instance on the interface shares them. The loop follows the engine's
 //! contract: feed an input (`handle_packet`, `handle_timeout`,
 //! `handle_link_state`, `handle_track`), then drain `poll_action` and
-//! apply each action in order, then re-arm the timer at the earliest
-//! `poll_timeout`.
+//! apply the actions (adverts first, the rest in order), then re-arm the
+//! timer at the earliest `poll_timeout`.
+//!
+//! Not done here: Accept_Mode (the engine exposes it; no filter is
+//! installed, so a non-owner master accepts traffic to its VIPs, as
+//! keepalived does outside `vrrp_strict`), and `use_vmac` for IPv6.
 
 use std::collections::HashMap;
 use std::future::Future;
