@@ -132,6 +132,8 @@ struct Burst {
 struct GarpSchedule {
     bursts: Vec<Burst>,
     refresh_at: Option<Instant>,
+    /// When the pending lower-priority burst starts, if one is pending.
+    lower_prio_at: Option<Instant>,
 }
 
 impl GarpSchedule {
@@ -690,22 +692,35 @@ impl Instance {
                         self.send_advert();
                         self.timers
                             .set(Timer::Adver, now + self.master_adver_interval_configured());
-                        let garp = self.config.garp;
-                        if !garp.lower_prio_delay.is_zero() && garp.lower_prio_repeat > 0 {
-                            self.garp.bursts.push(Burst {
-                                at: now + garp.lower_prio_delay,
-                                rounds: garp.lower_prio_repeat,
-                            });
-                            self.arm_garp();
-                        }
                     }
                     if priority < local {
+                        self.schedule_lower_priority_garp(now);
                         self.notify(NotifyEvent::MasterRxLowerPriority);
                     }
                 }
             }
             State::Initialize | State::Fault => {}
         }
+    }
+
+    /// keepalived's `garp_lower_prio_delay`/`_repeat`: a master that hears a
+    /// lower priority announces its addresses again after the delay, with
+    /// one such burst pending at a time.
+    fn schedule_lower_priority_garp(&mut self, now: Instant) {
+        let garp = self.config.garp;
+        if garp.lower_prio_delay.is_zero()
+            || garp.lower_prio_repeat == 0
+            || self.garp.lower_prio_at.is_some()
+        {
+            return;
+        }
+        let at = now + garp.lower_prio_delay;
+        self.garp.lower_prio_at = Some(at);
+        self.garp.bursts.push(Burst {
+            at,
+            rounds: garp.lower_prio_repeat,
+        });
+        self.arm_garp();
     }
 
     /// keepalived's `preempt_delay`: while the window runs, a lower-priority
@@ -970,6 +985,9 @@ impl Instance {
                 rounds: garp.refresh_repeat,
             });
             self.garp.refresh_at = Some(now + garp.refresh);
+        }
+        if self.garp.lower_prio_at.is_some_and(|at| at <= now) {
+            self.garp.lower_prio_at = None;
         }
         let mut rounds = 0u32;
         for burst in &mut self.garp.bursts {

@@ -63,6 +63,27 @@
 //! - Every state change is reported as [`Action::StateChanged`] with a
 //!   [`Reason`]; the engine never changes state without an input.
 //! - The effective priority stays in 1..=254 for non-owners; an owner keeps 255.
+//!
+//! # Receive validation, and where keepalived is more lenient
+//!
+//! [`Instance::handle_packet`] applies, in order: interface and family;
+//! running state; TTL / hop limit 255 (multicast) or the unicast peer's
+//! source and `min_ttl..=max_ttl`; complete packet; version; type;
+//! checksum; VRID; own advert; address count ≠ 0 (erratum 8299); v3 Max Adver
+//! Int ≠ 0 (erratum 8301) or v2 Adver Int equal to ours; v2 auth type and
+//! password (constant time); IPv6 first address link-local (erratum 8300);
+//! address list equal to ours unless the sender is the owner. An owner that
+//! hears another owner processes the advert (erratum 8298) and counts
+//! [`Statistics::owner_conflicts`].
+//!
+//! keepalived accepts some packets the RFCs drop. To interoperate with such a
+//! peer, relax the matching check in [`Validation`] / [`UnicastPeer`]:
+//! - it does not require the first IPv6 address to be link-local
+//!   ([`Validation::require_link_local_first`]);
+//! - it only logs an address-list mismatch unless `strict_mode` is set
+//!   ([`Validation::verify_addresses`]);
+//! - for unicast it checks no TTL unless `min_ttl`/`max_ttl` are configured
+//!   ([`UnicastPeer::with_ttl`]; ours defaults to 255..=255).
 
 mod action;
 mod config;

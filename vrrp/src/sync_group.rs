@@ -88,14 +88,14 @@ impl SyncGroup {
         }
     }
 
-    /// Starts every member.
+    /// Starts every member; if one starts as master (an owner), the others
+    /// follow it.
     pub fn startup(&mut self, now: Instant) {
-        for index in 0..self.members.len() {
-            let before = self.members[index].state();
-            self.members[index].startup(now);
-            self.coordinate(now, Some((index, before)));
+        for member in &mut self.members {
+            member.startup(now);
         }
-        self.coordinate(now, None);
+        let master = self.members.iter().position(|m| m.state() == State::Master);
+        self.coordinate(now, master.map(|index| (index, State::Backup)));
     }
 
     /// Stops every member (each master sends priority 0).

@@ -644,3 +644,43 @@ fn sync_group_one_fault_faults_all() {
         Err(InputError::NoSuchMember(5))
     );
 }
+
+#[test]
+fn lower_priority_advert_schedules_one_garp_burst() {
+    let now = Instant::now();
+    let mut c = config(ME, 100);
+    c.garp.master_delay = Duration::ZERO;
+    c.garp.lower_prio_delay = Duration::from_secs(2);
+    c.garp.lower_prio_repeat = 3;
+    let mut m = master(c, now);
+    let t = m.poll_timeout().unwrap() - Duration::from_millis(1);
+    for i in 0..4 {
+        receive(&mut m, t + Duration::from_millis(10 * i), PEER, 50);
+    }
+    let garps = run_until(&mut m, t + Duration::from_secs(3))
+        .iter()
+        .filter(|a| matches!(a, Action::GratuitousArp(_)))
+        .count();
+    assert_eq!(
+        garps, 3,
+        "one burst of lower_prio_repeat, not one per advert"
+    );
+}
+
+#[test]
+fn sync_group_follows_an_owner_at_startup() {
+    let now = Instant::now();
+    let mut owner =
+        lvskit_vrrp::Config::new(3, ip(ME), vec![VirtualAddress::new(ip("10.0.3.102"))]);
+    owner.priority = 255;
+    let mut g = SyncGroup::new(
+        "G3",
+        vec![
+            member(1, ME, "10.0.3.100", vec![]),
+            Instance::new(owner).unwrap(),
+        ],
+    );
+    g.startup(now);
+    assert_eq!(g.members()[0].state(), State::Master);
+    assert_eq!(g.state(), State::Master);
+}
