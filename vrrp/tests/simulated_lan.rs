@@ -1,0 +1,578 @@
+//! A deterministic simulated LAN: N engines on one segment, a virtual clock,
+//! and seeded loss, delay, partitions, crashes and restarts. proptest
+//! generates the scenarios; the five properties of the VRRP issue are
+//! asserted on every one.
+//!
+//! 1. Once the network has been healed and stable for a Master_Down_Interval
+//!    (plus the delivery delay), there is exactly one master, and it stays.
+//! 2. After the master dies, a backup is master exactly at
+//!    min over backups of (last advert received + its Master_Down_Interval).
+//! 3. In a stable network where all preempt, the highest live priority ends
+//!    master.
+//! 4. In a stable network no state changes over 10,000 adverts.
+//! 5. On a priority-0 handover, a backup is master exactly at
+//!    min over backups of (priority-0 advert received + its Skew_Time).
+//!
+//! Every scenario also checks that each reported transition starts from the
+//! state the engine was in (no transition is invented or lost).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lvskit_vrrp::wire::Version;
+use lvskit_vrrp::{Action, Config, Instance, RxMeta, State, VirtualAddress};
+use proptest::prelude::*;
+
+/// SplitMix64: a tiny seeded generator, so runs are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+}
+
+/// A packet on the wire.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    to: usize,
+    from: usize,
+    destination: IpAddr,
+    payload: Bytes,
+}
+
+/// Network conditions.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    /// Loss probability in per mille.
+    loss_per_mille: u64,
+    /// Uniform delay in `0..=max_delay`.
+    max_delay: Duration,
+}
+
+struct Node {
+    config: Config,
+    vr: Option<Instance>,
+    partition: u8,
+    /// State as reported by StateChanged actions.
+    reported: State,
+}
+
+/// A transition seen on the wire of the simulation.
+#[derive(Debug, Clone, Copy)]
+struct Transition {
+    at: Instant,
+    node: usize,
+    to: State,
+}
+
+struct Sim {
+    now: Instant,
+    nodes: Vec<Node>,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    rng: Rng,
+    link: Link,
+    transitions: Vec<Transition>,
+    /// Per node: when it last accepted an advert, with that packet's
+    /// priority, its Master_Down_Interval and Skew_Time right after.
+    last_rx: Vec<Option<(Instant, u8, Duration, Duration)>>,
+    adverts_sent: u64,
+    /// Per (sender, receiver): the arrival time of the last packet queued.
+    fifo: Vec<Vec<Instant>>,
+}
+
+fn address(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i as u8))
+}
+
+fn node_config(
+    i: usize,
+    version: Version,
+    interval: Duration,
+    priority: u8,
+    preempt: bool,
+) -> Config {
+    let vip = VirtualAddress::new("10.0.0.100".parse().unwrap());
+    let mut c = Config::new(42, address(i), vec![vip]);
+    c.version = version;
+    c.advert_interval = interval;
+    c.priority = priority;
+    c.preempt = preempt;
+    c.garp.master_repeat = 1;
+    c
+}
+
+impl Sim {
+    fn new(configs: Vec<Config>, seed: u64, link: Link) -> Self {
+        let now = Instant::now();
+        let n = configs.len();
+        let mut sim = Sim {
+            now,
+            nodes: configs
+                .into_iter()
+                .map(|config| Node {
+                    config,
+                    vr: None,
+                    partition: 0,
+                    reported: State::Initialize,
+                })
+                .collect(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng: Rng(seed),
+            link,
+            transitions: Vec::new(),
+            last_rx: vec![None; n],
+            adverts_sent: 0,
+            fifo: vec![vec![now; n]; n],
+        };
+        for i in 0..n {
+            sim.start(i);
+        }
+        sim
+    }
+
+    fn start(&mut self, i: usize) {
+        let mut vr = Instance::new(self.nodes[i].config.clone()).unwrap();
+        vr.startup(self.now);
+        self.nodes[i].vr = Some(vr);
+        self.nodes[i].reported = State::Initialize;
+        self.last_rx[i] = None;
+        self.flush(i);
+    }
+
+    /// Kills node `i` without a priority-0 advert. Packets it already sent
+    /// stay on the wire.
+    fn crash(&mut self, i: usize) {
+        if self.nodes[i].vr.take().is_some() {
+            self.transitions.push(Transition {
+                at: self.now,
+                node: i,
+                to: State::Initialize,
+            });
+            self.nodes[i].reported = State::Initialize;
+        }
+    }
+
+    fn shutdown(&mut self, i: usize) {
+        if let Some(vr) = self.nodes[i].vr.as_mut() {
+            vr.shutdown(self.now);
+            self.flush(i);
+            self.nodes[i].vr = None;
+        }
+    }
+
+    fn alive(&self, i: usize) -> bool {
+        self.nodes[i].vr.is_some()
+    }
+
+    fn state(&self, i: usize) -> State {
+        self.nodes[i]
+            .vr
+            .as_ref()
+            .map_or(State::Initialize, Instance::state)
+    }
+
+    fn masters(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.state(i) == State::Master)
+            .collect()
+    }
+
+    /// Applies node `i`'s actions: adverts go on the wire, transitions are
+    /// logged and checked.
+    fn flush(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let Some(vr) = node.vr.as_mut() else {
+            return;
+        };
+        let mut sends = Vec::new();
+        while let Some(action) = vr.poll_action() {
+            match action {
+                Action::SendAdvert(ad) => sends.push(ad),
+                Action::StateChanged { from, to, .. } => {
+                    assert_eq!(
+                        from, node.reported,
+                        "node {i}: transition from a state it was not in"
+                    );
+                    node.reported = to;
+                    self.transitions.push(Transition {
+                        at: self.now,
+                        node: i,
+                        to,
+                    });
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(node.reported, vr.state(), "node {i}: lost a transition");
+        for ad in sends {
+            self.adverts_sent += 1;
+            for to in 0..self.nodes.len() {
+                if to == i {
+                    continue;
+                }
+                if self.rng.below(1000) < self.link.loss_per_mille {
+                    continue;
+                }
+                let delay_ns = self.rng.below(self.link.max_delay.as_nanos() as u64 + 1);
+                // A LAN does not reorder one sender's frames to one receiver.
+                let at = (self.now + Duration::from_nanos(delay_ns)).max(self.fifo[i][to]);
+                self.fifo[i][to] = at;
+                self.seq += 1;
+                self.queue.push(Reverse(InFlight {
+                    at,
+                    seq: self.seq,
+                    to,
+                    from: i,
+                    destination: ad.destination,
+                    payload: ad.payload.clone(),
+                }));
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Option<(Instant, usize)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.vr.as_ref()?.poll_timeout().map(|t| (t, i)))
+            .min()
+    }
+
+    /// The instant of the next event, if any.
+    fn next_event(&self) -> Option<Instant> {
+        let packet_at = self.queue.peek().map(|Reverse(p)| p.at);
+        let timer_at = self.next_timer().map(|(t, _)| t);
+        packet_at.into_iter().chain(timer_at).min()
+    }
+
+    /// Processes the next event if it is due by `until`; packets first.
+    fn step(&mut self, until: Instant) -> bool {
+        let Some(next) = self.next_event().filter(|t| *t <= until) else {
+            return false;
+        };
+        self.now = next;
+        if self.queue.peek().is_some_and(|Reverse(p)| p.at == next) {
+            let Reverse(p) = self.queue.pop().unwrap();
+            self.deliver(p);
+        } else if let Some((_, i)) = self.next_timer() {
+            self.nodes[i].vr.as_mut().unwrap().handle_timeout(next);
+            self.flush(i);
+        }
+        true
+    }
+
+    /// Runs every event up to and including `until`.
+    fn run_until(&mut self, until: Instant) {
+        while self.step(until) {}
+        self.now = until;
+    }
+
+    /// Runs until some node becomes master (stopping right after that
+    /// event), or `until`.
+    fn run_until_new_master(&mut self, until: Instant) -> Option<Transition> {
+        let start = self.transitions.len();
+        while self.step(until) {
+            if let Some(t) = self.transitions[start..]
+                .iter()
+                .find(|t| t.to == State::Master)
+            {
+                return Some(*t);
+            }
+        }
+        None
+    }
+
+    fn deliver(&mut self, p: InFlight) {
+        let to = p.to;
+        if self.nodes[to].partition != self.nodes[p.from].partition {
+            return;
+        }
+        let Some(vr) = self.nodes[to].vr.as_mut() else {
+            return;
+        };
+        let meta = RxMeta::new(address(p.from), p.destination, 255);
+        // What RFC 9568 §6.4.2 says resets a backup's Master_Down_Timer:
+        // priority 0, or an advert it follows (nopreempt, or priority at
+        // least its own).
+        let priority = p.payload[2];
+        let follows = vr.state() == State::Backup
+            && (priority == 0 || !vr.config().preempt || priority >= vr.effective_priority());
+        if vr.handle_packet(self.now, &meta, &p.payload).is_ok() && follows {
+            self.last_rx[to] = Some((
+                self.now,
+                p.payload[2],
+                vr.master_down_interval(),
+                vr.skew_time(),
+            ));
+        }
+        self.flush(to);
+    }
+
+    /// The largest Master_Down_Interval of any node (lowest priority).
+    fn max_master_down_interval(&self) -> Duration {
+        self.nodes
+            .iter()
+            .map(|n| {
+                lvskit_vrrp::timing::master_down_interval(
+                    n.config.version,
+                    n.config.priority,
+                    n.config.adver_int_units().unwrap(),
+                )
+            })
+            .max()
+            .unwrap()
+    }
+
+    /// Runs until `until`, asserting exactly one master at every event.
+    fn assert_one_master_until(&mut self, until: Instant) -> usize {
+        let masters = self.masters();
+        assert_eq!(masters.len(), 1, "masters at {:?}: {masters:?}", self.now);
+        let master = masters[0];
+        let since = self.transitions.len();
+        self.run_until(until);
+        let changes: Vec<_> = self.transitions[since..].to_vec();
+        assert!(
+            changes.is_empty(),
+            "state changed in a stable network: {changes:?}"
+        );
+        master
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Phase {
+    /// Length in advertisement intervals.
+    intervals: u32,
+    loss_per_mille: u64,
+    /// Maximum delay, in percent of the interval.
+    max_delay_percent: u32,
+    /// Partition id per node.
+    partitions: Vec<u8>,
+    crash: Option<usize>,
+    restart: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    version: Version,
+    interval: Duration,
+    priorities: Vec<u8>,
+    preempt: Vec<bool>,
+    seed: u64,
+    phases: Vec<Phase>,
+}
+
+fn version_and_interval() -> impl Strategy<Value = (Version, Duration)> {
+    prop_oneof![
+        Just((Version::V2, Duration::from_secs(1))),
+        (1u64..=100).prop_map(|cs| (Version::V3, Duration::from_millis(cs * 10))),
+    ]
+}
+
+fn scenario(max_nodes: usize) -> impl Strategy<Value = Scenario> {
+    (2..=max_nodes, version_and_interval(), any::<u64>()).prop_flat_map(
+        |(n, (version, interval), seed)| {
+            let phase = (
+                1u32..12,
+                prop_oneof![Just(0u64), 0u64..1000],
+                0u32..200,
+                proptest::collection::vec(0u8..2, n),
+                proptest::option::weighted(0.3, 0..n),
+                proptest::option::weighted(0.3, 0..n),
+            )
+                .prop_map(
+                    |(intervals, loss_per_mille, max_delay_percent, partitions, crash, restart)| {
+                        Phase {
+                            intervals,
+                            loss_per_mille,
+                            max_delay_percent,
+                            partitions,
+                            crash,
+                            restart,
+                        }
+                    },
+                );
+            (
+                proptest::collection::vec(
+                    prop_oneof![3 => 1u8..=254, 1 => Just(100u8), 1 => Just(255u8)],
+                    n,
+                ),
+                proptest::collection::vec(proptest::bool::weighted(0.85), n),
+                proptest::collection::vec(phase, 0..6),
+            )
+                .prop_map(move |(priorities, preempt, phases)| Scenario {
+                    version,
+                    interval,
+                    priorities,
+                    preempt,
+                    seed,
+                    phases,
+                })
+        },
+    )
+}
+
+fn build(s: &Scenario, link: Link) -> Sim {
+    let configs = s
+        .priorities
+        .iter()
+        .zip(&s.preempt)
+        .enumerate()
+        .map(|(i, (&p, &preempt))| node_config(i, s.version, s.interval, p, preempt))
+        .collect();
+    Sim::new(configs, s.seed, link)
+}
+
+fn stable_link(interval: Duration) -> Link {
+    Link {
+        loss_per_mille: 0,
+        max_delay: interval / 10,
+    }
+}
+
+/// Heals the network and lets it settle: returns when exactly one master
+/// must exist (stable for a Master_Down_Interval plus two delays).
+fn heal(sim: &mut Sim, interval: Duration, flush_delay: Duration) {
+    sim.link = stable_link(interval);
+    for n in &mut sim.nodes {
+        n.partition = 0;
+    }
+    if (0..sim.nodes.len()).all(|i| !sim.alive(i)) {
+        sim.start(0);
+    }
+    // Packets sent before the heal may still be on the wire.
+    let stable_from = sim.now + flush_delay;
+    let settle = sim.max_master_down_interval() + 2 * sim.link.max_delay;
+    sim.run_until(stable_from + settle);
+}
+
+fn highest_live_priority(sim: &Sim) -> u8 {
+    (0..sim.nodes.len())
+        .filter(|&i| sim.alive(i))
+        .map(|i| sim.nodes[i].config.priority)
+        .max()
+        .unwrap()
+}
+
+/// A network of scenario `s`, healed, converged, then stable for `adverts`
+/// intervals; returns it with its master and the current time.
+fn converged(s: &Scenario, adverts: u32) -> (Sim, usize, Instant) {
+    let mut sim = build(s, stable_link(s.interval));
+    heal(&mut sim, s.interval, Duration::ZERO);
+    let until = sim.now + s.interval * adverts;
+    let master = sim.assert_one_master_until(until);
+    (sim, master, until)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("SIM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1500), ..ProptestConfig::default() })]
+
+    /// Properties 1 and 3 under loss, delay, partitions, crashes and restarts.
+    #[test]
+    fn one_master_after_heal_and_the_highest_priority_wins(s in scenario(5)) {
+        let mut sim = build(&s, stable_link(s.interval));
+        let mut worst_delay = Duration::ZERO;
+        for phase in &s.phases {
+            let max_delay = s.interval * phase.max_delay_percent / 100;
+            worst_delay = worst_delay.max(max_delay);
+            sim.link = Link { loss_per_mille: phase.loss_per_mille, max_delay };
+            for (node, &p) in sim.nodes.iter_mut().zip(&phase.partitions) {
+                node.partition = p;
+            }
+            if let Some(i) = phase.crash {
+                sim.crash(i);
+            }
+            if let Some(i) = phase.restart.filter(|&i| !sim.alive(i)) {
+                sim.start(i);
+            }
+            let until = sim.now + s.interval * phase.intervals;
+            sim.run_until(until);
+        }
+        heal(&mut sim, s.interval, worst_delay);
+        // Property 1: exactly one master, and it stays for 20 more adverts.
+        let until = sim.now + s.interval * 20;
+        let master = sim.assert_one_master_until(until);
+        // Property 3: when everybody preempts, the highest live priority.
+        let all_preempt = (0..sim.nodes.len())
+            .filter(|&i| sim.alive(i))
+            .all(|i| sim.nodes[i].config.preempt);
+        if all_preempt {
+            prop_assert_eq!(sim.nodes[master].config.priority, highest_live_priority(&sim));
+        }
+    }
+
+    /// Property 2: a silent death is noticed exactly Master_Down_Interval
+    /// after the last advert each backup received.
+    #[test]
+    fn backup_takes_over_exactly_master_down_interval_after_a_crash(s in scenario(5), adverts in 1u32..20) {
+        let (mut sim, old, _) = converged(&s, adverts);
+        sim.crash(old);
+        // Packets already sent still arrive; then silence.
+        let horizon = sim.now + 2 * sim.max_master_down_interval();
+        let first = sim.run_until_new_master(horizon).expect("no backup took over");
+        let expected = (0..sim.nodes.len())
+            .filter(|&i| i != old && sim.alive(i))
+            .filter_map(|i| sim.last_rx[i].map(|(at, _, mdi, _)| at + mdi))
+            .min()
+            .unwrap();
+        prop_assert_eq!(first.at, expected);
+        prop_assert!(expected - sim.last_rx[first.node].unwrap().0 == sim.last_rx[first.node].unwrap().2);
+    }
+
+    /// Property 5: a priority-0 handover completes exactly Skew_Time after
+    /// the first backup hears it.
+    #[test]
+    fn priority_zero_handover_within_skew(s in scenario(5), adverts in 1u32..20) {
+        let (mut sim, old, until) = converged(&s, adverts);
+        sim.shutdown(old);
+        let horizon = sim.now + sim.max_master_down_interval();
+        let first = sim.run_until_new_master(horizon).expect("no backup took over");
+        // Every live backup has heard priority 0 by now or has it in flight;
+        // the first to take over is the one whose skew ran out first.
+        let expected = (0..sim.nodes.len())
+            .filter(|&i| i != old && sim.alive(i))
+            .filter_map(|i| match sim.last_rx[i] {
+                Some((at, 0, _, skew)) => Some(at + skew),
+                _ => None,
+            })
+            .min();
+        prop_assert_eq!(Some(first.at), expected);
+        let skew = sim.last_rx[first.node].unwrap().3;
+        prop_assert!(skew < s.interval.max(Duration::from_secs(1)));
+        prop_assert!(first.at - until <= sim.link.max_delay + skew);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Property 4: 10,000 adverts in a stable network, no state change.
+    #[test]
+    fn no_state_change_over_ten_thousand_adverts(s in scenario(4)) {
+        let mut sim = build(&s, stable_link(s.interval));
+        heal(&mut sim, s.interval, Duration::ZERO);
+        let sent_before = sim.adverts_sent;
+        let since = sim.transitions.len();
+        while sim.adverts_sent - sent_before < 10_000 {
+            let until = sim.now + s.interval * 100;
+            sim.run_until(until);
+        }
+        prop_assert!(sim.transitions[since..].is_empty(), "{:?}", &sim.transitions[since..]);
+        prop_assert_eq!(sim.masters().len(), 1);
+    }
+}
