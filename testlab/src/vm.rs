@@ -21,8 +21,10 @@
 //!
 //! Inside the VM, busybox applets live in `/bin`, Debian's tools in
 //! `/usr/sbin` and `/usr/bin`; `PATH` prefers Debian's. Start tools by
-//! absolute path to be sure. The root file system is a tmpfs: the source
-//! tree is not there, only the binaries.
+//! absolute path to be sure. The root file system is the initramfs (in
+//! memory, writable; `/tmp` is part of it, so binaries under `/tmp` on the
+//! host keep their path; `/run` is a fresh tmpfs): the source tree is not
+//! there, only the binaries.
 //!
 //! # Tests that run inside the VM
 //!
@@ -260,14 +262,25 @@ impl Vm {
         let initrd_path = dir.join("initrd.cpio");
         std::fs::write(&initrd_path, &initrd)?;
 
-        let qemu = Qemu::start(
-            &name,
-            &image.kernel,
-            &initrd_path,
-            self.memory_mib,
-            self.cpus,
-        )?;
-        qemu.wait(self.timeout)
+        let boot = || {
+            Qemu::start(
+                &name,
+                &image.kernel,
+                &initrd_path,
+                self.memory_mib,
+                self.cpus,
+            )?
+            .wait(self.timeout)
+        };
+        match boot() {
+            // The kernel died before init ran the command (under TCG on a busy
+            // host, e.g. a timer check): that is the VM, not the test. Once more.
+            Err(e) if e.downcast_ref::<NeverReady>().is_some() => {
+                eprintln!("lvskit-testlab: VM did not come up, booting once more: {e:#}");
+                boot()
+            }
+            result => result,
+        }
     }
 
     /// Runs the calling test inside this VM (see [`run_test_in_vm`]).
@@ -498,7 +511,6 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm /tmp /run/netns /var/run /root
 mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /run/netns
 mount -t tmpfs tmpfs /dev/shm
@@ -686,6 +698,11 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The VM stopped before its init printed the ready marker.
+#[derive(Debug, thiserror::Error)]
+#[error("the VM stopped before it was ready")]
+struct NeverReady;
+
 /// A running qemu; killed on drop.
 struct Qemu {
     child: Child,
@@ -710,7 +727,7 @@ impl Qemu {
             .arg(initrd)
             .args([
                 "-append",
-                "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off cryptomgr.notests",
+                "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off cryptomgr.notests no_timer_check",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -783,6 +800,12 @@ impl Qemu {
         // Console closed: qemu exited (or is exiting).
         let status = self.child.wait().context("wait for qemu")?;
         let total_time = self.started.elapsed();
+        if boot_time.is_none() {
+            return Err(anyhow::Error::new(NeverReady).context(format!(
+                "qemu exited ({status}) before the VM was ready; console:\n{}",
+                tail(&console, 60)
+            )));
+        }
         let exit_code = exit_code.with_context(|| {
             format!(
                 "qemu exited ({status}) before the command finished; console:\n{}",
