@@ -35,6 +35,11 @@ struct Args {
     /// Number of trials.
     #[arg(long, default_value_t = 10)]
     trials: usize,
+    /// Run both routers under SCHED_RR priority 50 (`chrt`), as
+    /// keepalived's `vrrp_rt_priority` would: the measurement then shows the
+    /// implementation rather than the wake-up latency of a loaded host.
+    #[arg(long)]
+    realtime: bool,
     /// Which implementation runs both routers: `vrrpd` or `keepalived`.
     #[arg(long, default_value = "vrrpd", value_parser = ["vrrpd", "keepalived"])]
     peer: String,
@@ -90,6 +95,37 @@ impl Router {
         Ok(Router::Vrrpd(node.spawn(name, argv)?))
     }
 
+    /// The processes to make real-time: vrrpd, or keepalived's parent and
+    /// VRRP child (waited for: it writes its pid file once started).
+    fn pids(&self) -> Result<Vec<u32>> {
+        match self {
+            Router::Vrrpd(process) => Ok(vec![process.pid()]),
+            Router::Keepalived(keepalived) => {
+                let mut child = None;
+                wait_until(Duration::from_secs(5), || {
+                    child = keepalived.vrrp_pid();
+                    Ok(child.is_some())
+                })?;
+                Ok(vec![
+                    keepalived.process().pid(),
+                    child.context("VRRP child")?,
+                ])
+            }
+        }
+    }
+
+    fn make_realtime(&self) -> Result<()> {
+        for pid in self.pids()? {
+            let status = std::process::Command::new("chrt")
+                .args(["-a", "-r", "-p", "50", &pid.to_string()])
+                .status()?;
+            if !status.success() {
+                bail!("chrt -r 50 on pid {pid} failed");
+            }
+        }
+        Ok(())
+    }
+
     fn kill(&mut self) {
         match self {
             Router::Vrrpd(process) => {
@@ -134,9 +170,15 @@ fn trial(args: &Args) -> Result<Duration> {
     master.add_addr("eth0", "10.0.0.1/24")?;
     backup.add_addr("eth0", "10.0.0.2/24")?;
     let mut m = Router::start(args, &master, "master", MASTER_PRIORITY, "MASTER")?;
+    if args.realtime {
+        m.make_realtime()?;
+    }
     let slow = args.interval * 6 + Duration::from_secs(5);
     wait_until(slow, || master.has_addr("eth0", "10.0.0.100"))?;
-    let _b = Router::start(args, &backup, "backup", BACKUP_PRIORITY, "BACKUP")?;
+    let b = Router::start(args, &backup, "backup", BACKUP_PRIORITY, "BACKUP")?;
+    if args.realtime {
+        b.make_realtime()?;
+    }
     // Let the backup settle on the master's adverts.
     std::thread::sleep(args.interval * 5 + Duration::from_millis(500));
     if backup.has_addr("eth0", "10.0.0.100")? {
@@ -173,8 +215,9 @@ fn main() -> Result<()> {
         args.interval * 3 + args.interval * (256 - u32::from(BACKUP_PRIORITY)) / 256
     };
     println!(
-        "{} v{} at {:?}: ideal Master_Down_Interval {:.4} s",
+        "{}{} v{} at {:?}: ideal Master_Down_Interval {:.4} s",
         args.peer,
+        if args.realtime { " (SCHED_RR 50)" } else { "" },
         args.version,
         args.interval,
         ideal.as_secs_f64()
