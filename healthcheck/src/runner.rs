@@ -29,7 +29,8 @@ pub struct Lateness {
 const LATENESS_BUCKETS: usize = 10_001;
 
 impl Lateness {
-    fn record(&mut self, late: Duration) {
+    /// Records one probe that started `late` after its due time.
+    pub fn record(&mut self, late: Duration) {
         if self.buckets.is_empty() {
             self.buckets = vec![0; LATENESS_BUCKETS];
         }
@@ -67,6 +68,10 @@ pub async fn run(
     lateness: Arc<Mutex<Lateness>>,
 ) {
     let mut probes: JoinSet<(CheckerId, Outcome)> = JoinSet::new();
+    // One timer, re-armed only when the earliest deadline changes.
+    let sleep = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(sleep);
+    let mut armed: Option<std::time::Instant> = None;
     loop {
         let now = tokio::time::Instant::now().into_std();
         while let Some(request) = scheduler.poll_probe(now) {
@@ -82,24 +87,33 @@ pub async fn run(
                 return;
             }
         }
-        let timeout = scheduler.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = scheduler.poll_timeout();
+        if deadline != armed {
+            if let Some(at) = deadline {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+            }
+            armed = deadline;
+        }
         tokio::select! {
-            _ = async { tokio::time::sleep_until(timeout.unwrap_or_else(tokio::time::Instant::now)).await }, if timeout.is_some() => {}
+            () = &mut sleep, if armed.is_some() => armed = None,
             joined = probes.join_next(), if !probes.is_empty() => {
                 let now = tokio::time::Instant::now().into_std();
-                match joined {
-                    Some(Ok((id, outcome))) => scheduler.handle_result(now, id, outcome),
-                    Some(Err(e)) => {
-                        // A probe task cannot panic on peer input; a
-                        // panic here is a bug, and it must not wedge the
-                        // checker, which would otherwise never run again.
-                        tracing::error!("probe task failed: {e}");
-                        return;
+                let mut joined = joined;
+                while let Some(result) = joined {
+                    match result {
+                        Ok((id, outcome)) => scheduler.handle_result(now, id, outcome),
+                        Err(e) => {
+                            // Probe tasks do not panic on peer input; if one
+                            // did, stop loudly rather than leave its checker
+                            // silently unscheduled.
+                            tracing::error!("probe task failed: {e}");
+                            return;
+                        }
                     }
-                    None => {}
+                    joined = probes.try_join_next();
                 }
             }
-            _ = events.closed() => return,
+            () = events.closed() => return,
         }
     }
 }
