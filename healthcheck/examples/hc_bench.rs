@@ -203,16 +203,26 @@ async fn run_checker(args: &Args, targets: &[SocketAddr]) -> anyhow::Result<Repo
             }
         }
     });
-    // Let the warmup spread the first probes, then measure.
+    measure(args.seconds, &lateness, &failures).await
+}
+
+/// Lets the first (jittered) probes spread for 2 s, then measures for
+/// `seconds`.
+async fn measure(
+    seconds: u64,
+    lateness: &Mutex<Lateness>,
+    failures: &AtomicU64,
+) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     lateness.lock().unwrap().reset();
     let (cpu0, wall0) = (cpu_time()?, Instant::now());
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (cpu, wall) = (cpu_time()? - cpu0, wall0.elapsed());
     let lateness = std::mem::take(&mut *lateness.lock().unwrap());
+    let failures = failures.load(Ordering::Relaxed);
     Ok(Report {
         probes: lateness.probes,
-        failures: failures.load(Ordering::Relaxed),
+        failures,
         lateness,
         cpu,
         wall,
@@ -252,20 +262,7 @@ async fn run_bare(args: &Args, targets: &[SocketAddr]) -> anyhow::Result<Report>
             }
         });
     }
-    let _ = args;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    lateness.lock().unwrap().reset();
-    let (cpu0, wall0) = (cpu_time()?, Instant::now());
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    let (cpu, wall) = (cpu_time()? - cpu0, wall0.elapsed());
-    let lateness = std::mem::take(&mut *lateness.lock().unwrap());
-    Ok(Report {
-        probes: lateness.probes,
-        failures: failures.load(Ordering::Relaxed),
-        lateness,
-        cpu,
-        wall,
-    })
+    measure(args.seconds, &lateness, &failures).await
 }
 
 fn main() -> anyhow::Result<()> {
