@@ -103,3 +103,45 @@ async fn connect_ip_and_connect_port_override_the_target() {
     let _ = l.accept().await.unwrap();
     assert_eq!(outcome.await.unwrap(), Outcome::Success { weight: None });
 }
+
+#[tokio::test(start_paused = true)]
+async fn servers_sharing_a_check_cause_one_connection_per_loop() {
+    let listener = std::net::TcpListener::bind((unique_loopback(), 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = timing(2, 0, 1);
+    let mut sched = lvskit_healthcheck::Scheduler::with_seed(16, 1);
+    let now = tokio::time::Instant::now().into_std();
+    // Three virtual servers list the same real server with the same check.
+    for _ in 0..3 {
+        sched.add_real_server(now, vec![spec(addr, CheckKind::Tcp, t.clone())]);
+    }
+    assert_eq!(sched.checker_count(), 1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let lateness = std::sync::Arc::new(std::sync::Mutex::new(
+        lvskit_healthcheck::runner::Lateness::default(),
+    ));
+    tokio::spawn(lvskit_healthcheck::runner::run(sched, tx, lateness.clone()));
+    // Probes at t = 0, 2 and 4 s; stop before the one at 6 s.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let mut accepted = 0;
+    while listener.accept().is_ok() {
+        accepted += 1;
+    }
+    assert_eq!(
+        accepted, 3,
+        "one connection per delay_loop, not one per virtual server"
+    );
+    let l = lateness.lock().unwrap();
+    assert_eq!(
+        (l.probes, l.max),
+        (3, Duration::ZERO),
+        "no probe started late under a paused clock"
+    );
+    let first: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(
+        first.len(),
+        1,
+        "one checker event (its first result): {first:?}"
+    );
+}
