@@ -72,7 +72,7 @@ const NARROW_WINDOW: usize = 128;
 const RECEIVE_BUFFER: usize = 8 << 20;
 /// Large enough for any datagram the kernel sends (dump skbs are at most
 /// 32 KiB).
-pub(crate) const DATAGRAM_MAX: usize = 128 * 1024;
+pub(crate) const DATAGRAM_MAX: usize = 8 * 1024;
 
 /// Bind, ask for capped acknowledgements, and enlarge the receive buffer;
 /// returns the pipelining window the buffer allows.

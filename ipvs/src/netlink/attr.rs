@@ -123,7 +123,8 @@ fn parse_nested<T>(value: &[u8]) -> Result<Vec<T>, DecodeError>
 where
     T: for<'a> Parseable<NlaBuffer<&'a [u8]>>,
 {
-    let mut out = Vec::new();
+    // Sized up front: dump replies hold tens of attributes per nest.
+    let mut out = Vec::with_capacity(NlasIterator::new(value).count());
     for nla in NlasIterator::new(value) {
         out.push(T::parse(&nla?)?);
     }

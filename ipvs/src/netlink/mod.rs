@@ -179,7 +179,7 @@ impl IpvsMessage {
     /// Parse the generic-netlink payload (after the `genlmsghdr`).
     pub fn parse_payload(command: Command, payload: &[u8]) -> Result<Self, DecodeError> {
         let info = command == Command::SetInfo;
-        let mut attributes = Vec::new();
+        let mut attributes = Vec::with_capacity(NlasIterator::new(payload).count());
         let mut nested_flag = false;
         for nla in NlasIterator::new(payload) {
             let nla: NlaBuffer<&[u8]> = nla?;
