@@ -59,7 +59,11 @@
 //!    We skip the unknown block whole (same exit code, fewer false errors).
 //! 5. `${_ENV NAME}` (the process environment) is an lvskit extension that
 //!    keepalived 2.2.7 leaves as written.
-//! 6. keepalived ranks "a warning after a fatal error" above the fatal error,
+//! 6. With `net_namespace` set, keepalived -t 2.2.7 does not check the VRRP
+//!    and checker parts at all and exits 0 even after an unknown keyword.
+//!    lvskit checks everything except the machine (interfaces and scripts
+//!    live in that namespace).
+//! 7. keepalived ranks "a warning after a fatal error" above the fatal error,
 //!    so it exits 5 where 4 would be right (for example a missing interface
 //!    reported together with its "WARNING" line). We keep keepalived's
 //!    ranking so the codes match; [`diag::Diagnostic::class`] tells them apart.
@@ -170,8 +174,22 @@ fn finish(pre: preprocess::Preprocessed, opts: &Options, machine: &dyn check::Ma
     let mut diagnostics = pre.diagnostics;
     let nodes = tree::build(pre.items, &mut diagnostics);
     let config = build::build(&nodes, &mut diagnostics);
-    if opts.machine_checks {
-        check::check(&config, &nodes, machine, &mut diagnostics);
+    let namespace = config.extra.iter().find(|d| d.keyword == "net_namespace");
+    match namespace {
+        // Interfaces and scripts live in that namespace, not here; keepalived
+        // -t does not look at them either.
+        Some(ns) if opts.machine_checks => diagnostics.push(Diagnostic::new(
+            Severity::Note,
+            diag::Code::NotSupported,
+            None,
+            None,
+            format!(
+                "machine checks skipped: the configuration runs in network namespace {}",
+                ns.args.first().map(String::as_str).unwrap_or("?")
+            ),
+        )),
+        _ if opts.machine_checks => check::check(&config, &nodes, machine, &mut diagnostics),
+        _ => {}
     }
     Parsed {
         config,

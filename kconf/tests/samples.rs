@@ -38,3 +38,47 @@ fn debian_samples_round_trip_through_the_formatter() {
         assert_eq!(format(&second.config), text, "{}", file.display());
     }
 }
+
+#[test]
+fn conditional_sample_follows_the_config_id() {
+    let file = common::samples_dir().join("keepalived.conf.conditional_conf");
+    let mut prios = Vec::new();
+    for id in ["high", "low", "other"] {
+        let mut opts = Options::offline();
+        opts.preprocess.config_id = Some(id.to_string());
+        let p = parse_file(&file, &opts);
+        let vi = &p.config.vrrp_instances[0];
+        let script = p.config.vrrp_scripts[0]
+            .script
+            .as_ref()
+            .map(|s| s.command.clone());
+        prios.push((vi.priority, script));
+    }
+    assert_eq!(
+        prios,
+        [
+            (
+                170,
+                Some("/etc/keepalived/scripts/check_high_VI_0.sh".to_string())
+            ),
+            (
+                85,
+                Some("/etc/keepalived/scripts/check_low_VI_0.sh".to_string())
+            ),
+            (100, None),
+        ]
+    );
+    // keepalived agrees on the verdict with the same id.
+    let out = std::process::Command::new("keepalived")
+        .args(["-t", "-i", "high", "-f"])
+        .arg(&file)
+        .current_dir(tempfile::tempdir().expect("temp dir").path())
+        .status()
+        .expect("keepalived is installed (see common::keepalived_t)");
+    let mut opts = Options::default();
+    opts.preprocess.config_id = Some("high".into());
+    assert_eq!(
+        Some(common::expected_code(parse_file(&file, &opts).exit_code())),
+        out.code()
+    );
+}
