@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lvskit_vrrp::wire::Version;
-use lvskit_vrrp::{Action, Config, Instance, RxMeta, State, VirtualAddress};
+use lvskit_vrrp::{Action, Config, InitialState, Instance, RxMeta, State, VirtualAddress};
 use proptest::prelude::*;
 
 /// SplitMix64: a tiny seeded generator, so runs are reproducible.
@@ -373,6 +373,8 @@ struct Scenario {
     interval: Duration,
     priorities: Vec<u8>,
     preempt: Vec<bool>,
+    /// keepalived's `state MASTER` (startup wait of one interval + skew).
+    state_master: Vec<bool>,
     seed: u64,
     phases: Vec<Phase>,
 }
@@ -413,15 +415,19 @@ fn scenario(max_nodes: usize) -> impl Strategy<Value = Scenario> {
                     n,
                 ),
                 proptest::collection::vec(proptest::bool::weighted(0.85), n),
+                proptest::collection::vec(proptest::bool::weighted(0.2), n),
                 proptest::collection::vec(phase, 0..6),
             )
-                .prop_map(move |(priorities, preempt, phases)| Scenario {
-                    version,
-                    interval,
-                    priorities,
-                    preempt,
-                    seed,
-                    phases,
+                .prop_map(move |(priorities, preempt, state_master, phases)| {
+                    Scenario {
+                        version,
+                        interval,
+                        priorities,
+                        preempt,
+                        state_master,
+                        seed,
+                        phases,
+                    }
                 })
         },
     )
@@ -433,7 +439,13 @@ fn build(s: &Scenario, link: Link) -> Sim {
         .iter()
         .zip(&s.preempt)
         .enumerate()
-        .map(|(i, (&p, &preempt))| node_config(i, s.version, s.interval, p, preempt))
+        .map(|(i, (&p, &preempt))| {
+            let mut c = node_config(i, s.version, s.interval, p, preempt);
+            if s.state_master[i] {
+                c.initial_state = InitialState::Master;
+            }
+            c
+        })
         .collect();
     Sim::new(configs, s.seed, link)
 }
