@@ -1,0 +1,555 @@
+//! keepalived.conf `virtual_server` blocks → health checks, pool state and
+//! the kernel's IPVS table; and the IPVS sync daemon following VRRP.
+
+use anyhow::{Context, Result, bail};
+use lvskit_healthcheck::pool::Pool;
+use lvskit_healthcheck::{
+    CheckKind, CheckSpec, Event, RealServerConfig, RealServerId, Scheduler, VirtualServerConfig,
+};
+use lvskit_ipvs::{
+    AsyncHandle, DaemonState, Desired, DesiredService, Destination, ForwardingMethod, Protocol,
+    SchedulerName, Scope, Service, ServiceFlags, ServiceKey, SyncDaemon,
+};
+use lvskit_kconf::model::{self as kconf, CheckerKind};
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::str::FromStr as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// One virtual server, ready to run.
+#[derive(Debug, Clone)]
+pub struct VirtualServerPlan {
+    /// The IPVS service.
+    pub service: Service,
+    /// How its real servers are reached.
+    pub forwarding: ForwardingMethod,
+    /// Weights, inhibit flags, quorum and sorry server.
+    pub pool: VirtualServerConfig,
+    /// The checkers of each real server (by index).
+    pub checks: Vec<Vec<CheckSpec>>,
+    /// Real servers that start down (`alpha`).
+    pub alpha: bool,
+}
+
+impl VirtualServerPlan {
+    /// `[10.0.0.100]:tcp:80`, keepalived's way of naming a service.
+    pub fn name(&self) -> String {
+        service_name(&self.service.key)
+    }
+}
+
+/// keepalived's `[ADDR]:proto:PORT`.
+pub fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Address {
+            protocol,
+            address,
+            port,
+        } => format!("[{address}]:{}:{port}", protocol_name(*protocol)),
+        ServiceKey::Fwmark { mark, .. } => format!("FWM {mark}"),
+    }
+}
+
+fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+        Protocol::Sctp => "sctp",
+        _ => "ip",
+    }
+}
+
+fn real_server_name(address: SocketAddr, protocol: &str) -> String {
+    format!("[{}]:{protocol}:{}", address.ip(), address.port())
+}
+
+/// Maps the parsed `virtual_server` blocks. Checkers other than TCP_CHECK
+/// are refused with an error naming them: lvskitd maps only TCP_CHECK so far.
+pub fn plan(config: &kconf::Config) -> Result<Vec<VirtualServerPlan>> {
+    config.virtual_servers.iter().map(virtual_server).collect()
+}
+
+fn virtual_server(vs: &kconf::VirtualServer) -> Result<VirtualServerPlan> {
+    let protocol = match vs.protocol {
+        kconf::Protocol::Tcp => Protocol::Tcp,
+        kconf::Protocol::Udp => Protocol::Udp,
+        kconf::Protocol::Sctp => Protocol::Sctp,
+    };
+    let key = match &vs.service {
+        kconf::ServiceAddress::Address { ip, port } => ServiceKey::Address {
+            protocol,
+            address: *ip,
+            port: *port,
+        },
+        other => {
+            bail!("virtual_server {other:?}: only `virtual_server IP PORT` is supported by lvskitd")
+        }
+    };
+    let name = service_name(&key);
+    let scheduler_text = format!("{:?}", vs.lb_algo).to_lowercase();
+    let scheduler = SchedulerName::from_str(&scheduler_text)
+        .map_err(|_| anyhow::anyhow!("{name}: scheduler {scheduler_text} is not known to IPVS"))?;
+    let mut service = Service::new(key, scheduler);
+    if let Some(timeout) = vs.persistence_timeout {
+        service.flags |= ServiceFlags::PERSISTENT;
+        service.timeout = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
+    }
+    let forwarding = match vs.lb_kind {
+        kconf::ForwardingMethod::Nat => ForwardingMethod::Masq,
+        kconf::ForwardingMethod::Dr => ForwardingMethod::DirectRoute,
+        kconf::ForwardingMethod::Tun => ForwardingMethod::TUNNEL,
+    };
+    let mut real_servers = Vec::new();
+    let mut checks = Vec::new();
+    for rs in &vs.real_servers {
+        let address = SocketAddr::new(rs.address, rs.port);
+        real_servers.push(RealServerConfig {
+            address,
+            weight: rs.weight,
+            inhibit_on_failure: rs.inhibit_on_failure || vs.inhibit_on_failure,
+        });
+        let mut specs = Vec::new();
+        for checker in &rs.checkers {
+            if !matches!(checker.kind, CheckerKind::Tcp) {
+                bail!(
+                    "{name}: real server {address}: only TCP_CHECK is mapped by lvskitd so far, not {:?}",
+                    checker.kind
+                );
+            }
+            let mut spec = CheckSpec::new(address, CheckKind::Tcp, checker.timing.delay_loop);
+            spec.connect.connect_ip = Some(checker.connect_ip);
+            spec.connect.connect_port = Some(checker.connect_port);
+            spec.connect.bindto = checker.bind_ip;
+            spec.connect.bind_port = checker.bind_port;
+            spec.connect.connect_timeout = checker.timing.connect_timeout;
+            spec.timing.retry = checker.timing.retry;
+            if let Some(delay) = checker.timing.delay_before_retry {
+                spec.timing.delay_before_retry = delay;
+            }
+            if let Some(warmup) = checker.timing.warmup {
+                spec.timing.warmup = warmup;
+            }
+            spec.timing.alpha = vs.alpha;
+            specs.push(spec);
+        }
+        checks.push(specs);
+    }
+    Ok(VirtualServerPlan {
+        service,
+        forwarding,
+        pool: VirtualServerConfig {
+            real_servers,
+            quorum: vs.quorum,
+            hysteresis: vs.hysteresis,
+            sorry_server: None,
+        },
+        checks,
+        alpha: vs.alpha,
+    })
+}
+
+/// `lvs_sync_daemon IFACE INSTANCE [id N]` of `global_defs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Multicast interface.
+    pub interface: String,
+    /// The VRRP instance whose state the daemon follows.
+    pub instance: String,
+    /// Sync id.
+    pub sync_id: u32,
+}
+
+/// Reads `lvs_sync_daemon` from `global_defs`.
+pub fn sync_settings(config: &kconf::Config) -> Result<Option<SyncSettings>> {
+    let Some(directive) = config
+        .global
+        .extra
+        .iter()
+        .find(|d| d.keyword == "lvs_sync_daemon")
+    else {
+        return Ok(None);
+    };
+    let (Some(interface), Some(instance)) = (directive.args.first(), directive.args.get(1)) else {
+        bail!("lvs_sync_daemon needs an interface and a VRRP instance");
+    };
+    let mut sync_id = 0;
+    let mut rest = directive.args[2..].iter();
+    while let Some(word) = rest.next() {
+        if word == "id" {
+            sync_id = rest
+                .next()
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v <= 255)
+                .context("lvs_sync_daemon id must be 0..=255")?;
+        }
+    }
+    Ok(Some(SyncSettings {
+        interface: interface.clone(),
+        instance: instance.clone(),
+        sync_id,
+    }))
+}
+
+/// What a real server looked like to its checkers, kept across reloads.
+pub type CheckState = HashMap<(ServiceKey, SocketAddr), bool>;
+
+struct Running {
+    plan: VirtualServerPlan,
+    pool: Pool,
+}
+
+/// The checkers, the pools and the IPVS table of every virtual server.
+pub struct Lvs {
+    handle: AsyncHandle,
+    servers: Vec<Running>,
+    by_id: HashMap<RealServerId, (usize, usize)>,
+    scope: Scope,
+    events: mpsc::Receiver<Event>,
+    runner: tokio::task::JoinHandle<()>,
+    sync: Option<SyncSettings>,
+    sync_state: Option<DaemonState>,
+}
+
+impl std::fmt::Debug for Lvs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lvs")
+            .field("servers", &self.servers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lvs {
+    /// Opens IPVS, starts the checkers, and applies the initial table.
+    /// Real servers named in `carried` start in that state (a reload);
+    /// others start up unless `alpha`.
+    pub async fn start(
+        plans: Vec<VirtualServerPlan>,
+        sync: Option<SyncSettings>,
+        carried: &CheckState,
+    ) -> Result<Lvs> {
+        let handle = AsyncHandle::open_with(&lvskit_ipvs::OpenOptions::new().load_module(true))
+            .await
+            .context("IPVS (is the ip_vs module available?)")?;
+        let (servers, by_id, scheduler) = build(plans, carried);
+        let (tx, events) = mpsc::channel(1024);
+        let runner = spawn_runner(scheduler, tx);
+        let scope = Scope::Services(servers.iter().map(|s| s.plan.service.key).collect());
+        let mut handle = handle;
+        if sync.is_some() {
+            // A daemon killed without cleanup leaves its sync threads in
+            // the kernel; start from none.
+            for state in [DaemonState::Master, DaemonState::Backup] {
+                let _ = handle.stop_daemon(state).await;
+            }
+        }
+        let mut lvs = Lvs {
+            handle,
+            servers,
+            by_id,
+            scope,
+            events,
+            runner,
+            sync,
+            sync_state: None,
+        };
+        lvs.apply().await?;
+        Ok(lvs)
+    }
+
+    /// The check state of every real server, for a reload.
+    pub fn check_state(&self) -> CheckState {
+        let mut state = CheckState::new();
+        for server in &self.servers {
+            for (index, rs) in server.plan.pool.real_servers.iter().enumerate() {
+                state.insert(
+                    (server.plan.service.key, rs.address),
+                    server.pool.is_alive(index),
+                );
+            }
+        }
+        state
+    }
+
+    /// Reload by difference: new checkers (surviving real servers keep
+    /// their state), then one reconcile that edits what changed. Nothing
+    /// is flushed; services no longer configured are removed.
+    pub async fn reload(
+        &mut self,
+        plans: Vec<VirtualServerPlan>,
+        sync: Option<SyncSettings>,
+    ) -> Result<()> {
+        let carried = self.check_state();
+        self.runner.abort();
+        let (servers, by_id, scheduler) = build(plans, &carried);
+        let (tx, events) = mpsc::channel(1024);
+        self.runner = spawn_runner(scheduler, tx);
+        self.events = events;
+        let mut keys: BTreeSet<ServiceKey> = match &self.scope {
+            Scope::Services(keys) => keys.clone(),
+            _ => BTreeSet::new(),
+        };
+        keys.extend(servers.iter().map(|s| s.plan.service.key));
+        self.scope = Scope::Services(keys);
+        self.servers = servers;
+        self.by_id = by_id;
+        self.apply().await?;
+        self.scope = Scope::Services(self.servers.iter().map(|s| s.plan.service.key).collect());
+        if sync != self.sync {
+            let state = self.sync_state.take();
+            self.stop_sync().await;
+            self.sync = sync;
+            if let Some(state) = state {
+                self.set_sync(state).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the next checker event, restarting the checkers if their
+    /// task died (a panic in a probe must not end health checking).
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            tokio::select! {
+                event = self.events.recv() => {
+                    if let Some(event) = event {
+                        return event;
+                    }
+                }
+                joined = &mut self.runner => {
+                    tracing::error!("health-check runner ended ({joined:?}); restarting it with the current states");
+                }
+            }
+            let plans = self.servers.iter().map(|s| s.plan.clone()).collect();
+            let carried = self.check_state();
+            let (servers, by_id, scheduler) = build(plans, &carried);
+            let (tx, events) = mpsc::channel(1024);
+            self.runner = spawn_runner(scheduler, tx);
+            self.events = events;
+            self.servers = servers;
+            self.by_id = by_id;
+        }
+    }
+
+    /// Applies a checker event to the pools and the kernel.
+    pub async fn handle_event(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::RealServer {
+                server, up, reason, ..
+            } => {
+                let Some(&(vs, rs)) = self.by_id.get(&server) else {
+                    return Ok(());
+                };
+                let running = &mut self.servers[vs];
+                let address = running.plan.pool.real_servers[rs].address;
+                let protocol = protocol_of(&running.plan.service.key);
+                let rs_name = real_server_name(address, protocol);
+                let vs_name = running.plan.name();
+                if up {
+                    tracing::info!("TCP connection to {rs_name} success.");
+                    tracing::info!("Adding service {rs_name} to VS {vs_name}");
+                } else {
+                    tracing::info!("TCP_CHECK on service {rs_name} failed ({reason:?}).");
+                    tracing::info!("Removing service {rs_name} from VS {vs_name}");
+                }
+                running.pool.set_alive(Instant::now(), rs, up);
+                self.apply().await
+            }
+            Event::Weight { server, weight, .. } => {
+                if let Some(&(vs, rs)) = self.by_id.get(&server) {
+                    self.servers[vs]
+                        .pool
+                        .set_dynamic_weight(Instant::now(), rs, weight);
+                    self.apply().await?;
+                }
+                Ok(())
+            }
+            other => {
+                tracing::debug!("checker: {other:?}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the desired table to the kernel (only the difference).
+    async fn apply(&mut self) -> Result<()> {
+        let desired = Desired {
+            services: self
+                .servers
+                .iter()
+                .map(|running| DesiredService {
+                    service: running.plan.service.clone(),
+                    destinations: running
+                        .pool
+                        .desired()
+                        .into_iter()
+                        .map(|d| {
+                            let mut destination = Destination::new(
+                                d.address.ip(),
+                                d.address.port(),
+                                running.plan.forwarding,
+                            );
+                            destination.weight = d.weight;
+                            destination
+                        })
+                        .collect(),
+                })
+                .collect(),
+            scope: self.scope.clone(),
+        };
+        let report = self.handle.apply(&desired).await.context("IPVS apply")?;
+        for (operation, error) in report.failures() {
+            tracing::error!("IPVS: {operation:?} failed: {error}");
+        }
+        if report.operations() > 0 {
+            tracing::debug!("IPVS: {} operations", report.operations());
+        }
+        Ok(())
+    }
+
+    /// The pools, for the status query.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.servers
+                .iter()
+                .map(|running| {
+                    let real_servers: Vec<serde_json::Value> = running
+                        .plan
+                        .pool
+                        .real_servers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, rs)| {
+                            serde_json::json!({
+                                "address": rs.address.to_string(),
+                                "configured_weight": rs.weight,
+                                "alive": running.pool.is_alive(i),
+                                "effective_weight": running.pool.effective_weight(i),
+                            })
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "service": running.plan.name(),
+                        "quorum_up": running.pool.quorum_up(),
+                        "real_servers": real_servers,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Follows a VRRP state change of `instance` with the sync daemon:
+    /// master → sending, anything else → receiving.
+    pub async fn vrrp_state(&mut self, instance: &str, state: &str) {
+        let Some(sync) = &self.sync else { return };
+        if sync.instance != instance {
+            return;
+        }
+        let wanted = if state == "MASTER" {
+            DaemonState::Master
+        } else {
+            DaemonState::Backup
+        };
+        self.set_sync(wanted).await;
+    }
+
+    async fn set_sync(&mut self, wanted: DaemonState) {
+        let Some(sync) = self.sync.clone() else {
+            return;
+        };
+        if self.sync_state == Some(wanted) {
+            return;
+        }
+        self.stop_sync().await;
+        let daemon = SyncDaemon::new(wanted, &sync.interface, sync.sync_id);
+        match self.handle.start_daemon(&daemon).await {
+            Ok(()) => {
+                tracing::info!(
+                    "Starting IPVS sync daemon as {wanted:?} on {} (syncid {})",
+                    sync.interface,
+                    sync.sync_id
+                );
+                self.sync_state = Some(wanted);
+            }
+            Err(e) => tracing::error!("IPVS sync daemon as {wanted:?}: {e}"),
+        }
+    }
+
+    async fn stop_sync(&mut self) {
+        if let Some(state) = self.sync_state.take()
+            && let Err(e) = self.handle.stop_daemon(state).await
+        {
+            tracing::warn!("stopping the IPVS sync daemon ({state:?}): {e}");
+        }
+    }
+
+    /// Stops the checkers and the sync daemon and, unless `keep`, removes
+    /// every service this daemon configured.
+    pub async fn shutdown(mut self, keep: bool) -> Result<()> {
+        self.runner.abort();
+        self.stop_sync().await;
+        if keep {
+            tracing::info!("keeping IPVS services (-I)");
+            return Ok(());
+        }
+        let desired = Desired {
+            services: Vec::new(),
+            scope: self.scope.clone(),
+        };
+        let report = self.handle.apply(&desired).await.context("IPVS cleanup")?;
+        tracing::info!("removed {} IPVS services", report.operations());
+        Ok(())
+    }
+}
+
+fn protocol_of(key: &ServiceKey) -> &'static str {
+    match key {
+        ServiceKey::Address { protocol, .. } => protocol_name(*protocol),
+        ServiceKey::Fwmark { .. } => "fwm",
+    }
+}
+
+type Built = (
+    Vec<Running>,
+    HashMap<RealServerId, (usize, usize)>,
+    Scheduler,
+);
+
+fn build(plans: Vec<VirtualServerPlan>, carried: &CheckState) -> Built {
+    let now = Instant::now();
+    let mut scheduler = Scheduler::new(256);
+    let mut by_id = HashMap::new();
+    let mut servers = Vec::new();
+    for (vs_index, plan) in plans.into_iter().enumerate() {
+        let mut alive = Vec::new();
+        for (rs_index, rs) in plan.pool.real_servers.iter().enumerate() {
+            let was = carried.get(&(plan.service.key, rs.address)).copied();
+            let up = was.unwrap_or(!plan.alpha);
+            alive.push(up);
+            let specs = plan.checks[rs_index]
+                .iter()
+                .cloned()
+                .map(|mut spec| {
+                    // A server that was down stays down until a check
+                    // succeeds; one that was up stays up until they fail.
+                    spec.timing.alpha = !up;
+                    if was.is_some() {
+                        spec.timing.warmup = std::time::Duration::ZERO;
+                    }
+                    spec
+                })
+                .collect();
+            let id = scheduler.add_real_server(now, specs);
+            by_id.insert(id, (vs_index, rs_index));
+        }
+        let pool = Pool::new(now, plan.pool.clone(), &alive);
+        servers.push(Running { plan, pool });
+    }
+    (servers, by_id, scheduler)
+}
+
+fn spawn_runner(scheduler: Scheduler, events: mpsc::Sender<Event>) -> tokio::task::JoinHandle<()> {
+    let lateness = Arc::new(Mutex::new(lvskit_healthcheck::runner::Lateness::default()));
+    tokio::spawn(lvskit_healthcheck::runner::run(scheduler, events, lateness))
+}

@@ -1,0 +1,335 @@
+//! `lvskitd`: keepalived.conf read by `lvskit-kconf`, VRRP instances run by
+//! `lvskit-vrrp`'s Linux driver, virtual servers checked by
+//! `lvskit-healthcheck` and written to the kernel by `lvskit-ipvs`.
+//!
+//! Structure:
+//!
+//! - VRRP runs on its own thread with its own runtime ([`vrrp::spawn`]):
+//!   a slow or panicking checker cannot delay an advertisement.
+//! - Checks, pools and IPVS run on the main runtime ([`lvs::Lvs`]); the
+//!   checker task is restarted if it dies.
+//! - Each instance's role reaches the main loop from the kernel's address
+//!   events ([`vrrp::watch_roles`]: a master holds its VIPs). The main loop
+//!   then moves the IPVS sync daemon and runs the notify scripts.
+//! - The status socket answers `status` with JSON.
+
+pub mod lvs;
+pub mod pidfile;
+pub mod vrrp;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// What to run and how (keepalived's command line, mapped).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `-f`: the configuration file.
+    pub config_file: PathBuf,
+    /// `-i`: the config id for `@id` lines.
+    pub config_id: Option<String>,
+    /// Run VRRP (false with `-C`).
+    pub vrrp: bool,
+    /// Run the checkers and IPVS (false with `-P`).
+    pub check: bool,
+    /// `-I`: keep the IPVS services on exit.
+    pub keep_ipvs: bool,
+    /// `-p`, `-r`, `-c`: pid files (main, VRRP, checkers; one process here).
+    pub pid_files: Vec<PathBuf>,
+    /// The status socket.
+    pub status_socket: PathBuf,
+}
+
+/// Parses the configuration as `keepalived -t` would; returns the parse
+/// and the rendered diagnostics.
+pub fn load(path: &Path, config_id: Option<&str>) -> lvskit_kconf::Parsed {
+    let mut options = lvskit_kconf::Options::default();
+    options.preprocess.config_id = config_id.map(str::to_owned);
+    lvskit_kconf::parse_file(path, &options)
+}
+
+/// `-t`: checks the configuration, prints the diagnostics, and returns
+/// keepalived's exit code (0 OK, 4 cannot run, 5 errors, 6 script security).
+pub fn config_test(path: &Path, config_id: Option<&str>) -> i32 {
+    let parsed = load(path, config_id);
+    let rendered = parsed.render();
+    if !rendered.trim().is_empty() {
+        eprintln!("{rendered}");
+    }
+    parsed.exit_code()
+}
+
+/// State the main loop keeps for the status query.
+#[derive(Debug, Default)]
+struct VrrpStatus {
+    /// Instance → (role, since when, Unix seconds).
+    instances: BTreeMap<String, (String, String)>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(settings: Settings) -> Result<()> {
+    let parsed = load(&settings.config_file, settings.config_id.as_deref());
+    let rendered = parsed.render();
+    if !rendered.trim().is_empty() {
+        eprintln!("{rendered}");
+    }
+    if parsed.exit_code() == 4 {
+        bail!(
+            "configuration {} cannot be used",
+            settings.config_file.display()
+        );
+    }
+    let mut config = parsed.config;
+    let pid_files = pidfile::PidFiles::create(&settings.pid_files)?;
+
+    // Signals first, so that none is lost during start-up.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+
+    let _ = std::fs::remove_file(&settings.status_socket);
+    let listener = UnixListener::bind(&settings.status_socket)
+        .with_context(|| format!("status socket {}", settings.status_socket.display()))?;
+    let mut lvs = if settings.check {
+        Some(
+            lvs::Lvs::start(
+                lvs::plan(&config)?,
+                lvs::sync_settings(&config)?,
+                &lvs::CheckState::new(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (roles_tx, mut roles) = tokio::sync::mpsc::unbounded_channel();
+    let vrrp_thread = if settings.vrrp {
+        let plan = vrrp::plan(&config)?;
+        let watched = vrrp::Watched::from_plan(&plan);
+        tokio::spawn(async move {
+            if let Err(e) = vrrp::watch_roles(watched, roles_tx).await {
+                tracing::error!("role watcher: {e:#}");
+            }
+        });
+        Some(vrrp::spawn(plan, stop_rx)?)
+    } else {
+        None
+    };
+    tracing::info!("Startup complete (lvskitd {})", env!("CARGO_PKG_VERSION"));
+
+    let mut status = VrrpStatus::default();
+    let mut scripts = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => { tracing::info!("Stopping"); break; }
+            _ = interrupt.recv() => { tracing::info!("Stopping"); break; }
+            _ = hangup.recv() => {
+                tracing::info!("Reloading");
+                match reload(&settings, &config, lvs.as_mut()).await {
+                    Ok(Some(new)) => config = new,
+                    Ok(None) => {}
+                    Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
+                }
+            }
+            event = async { match lvs.as_mut() { Some(l) => Some(l.next_event().await), None => std::future::pending().await } } => {
+                if let (Some(l), Some(event)) = (lvs.as_mut(), event)
+                    && let Err(e) = l.handle_event(event).await {
+                    tracing::error!("{e:#}");
+                }
+            }
+            Some((instance, master)) = roles.recv() => {
+                let state = if master { "MASTER" } else { "BACKUP" };
+                let priority = config
+                    .vrrp_instances
+                    .iter()
+                    .find(|v| v.name == instance)
+                    .map_or(0, |v| v.priority);
+                tracing::debug!("({instance}) holds its VIPs: {master}");
+                status.instances.insert(instance.clone(), (state.to_owned(), unix_time_now()));
+                if let Some(l) = lvs.as_mut() {
+                    l.vrrp_state(&instance, state).await;
+                }
+                run_notify_scripts(&config, &instance, state, priority, &mut scripts);
+            }
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                if let Err(e) = serve_client(stream, &status, lvs.as_ref(), &config).await {
+                    tracing::debug!("status client: {e:#}");
+                }
+            }
+            Some(_) = scripts.join_next(), if !scripts.is_empty() => {}
+        }
+    }
+
+    let _ = stop_tx.send(true);
+    if let Some(thread) = vrrp_thread {
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!("VRRP: {e:#}"),
+            _ => tracing::error!("the VRRP thread panicked"),
+        }
+    }
+    if let Some(lvs) = lvs {
+        lvs.shutdown(settings.keep_ipvs).await?;
+    }
+    let _ = std::fs::remove_file(&settings.status_socket);
+    drop(pid_files);
+    tracing::info!("Stopped");
+    Ok(())
+}
+
+fn unix_time_now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:03}", since.as_secs(), since.subsec_millis())
+}
+
+/// One status-socket client: `status` gets the JSON.
+async fn serve_client(
+    stream: UnixStream,
+    status: &VrrpStatus,
+    lvs: Option<&lvs::Lvs>,
+    config: &lvskit_kconf::Config,
+) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        reader.read_line(&mut line),
+    )
+    .await
+    .context("status client too slow")??;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["status"] => {
+            let instances: Vec<serde_json::Value> = config
+                .vrrp_instances
+                .iter()
+                .map(|vi| {
+                    let (role, since) = status
+                        .instances
+                        .get(&vi.name)
+                        .cloned()
+                        .unwrap_or(("INIT".into(), String::new()));
+                    json!({
+                        "name": vi.name,
+                        "interface": vi.interface,
+                        "virtual_router_id": vi.virtual_router_id,
+                        "priority": vi.priority,
+                        "role": role,
+                        "role_from": "VIPs on the interface",
+                        "since": since,
+                    })
+                })
+                .collect();
+            let body = json!({
+                "pid": std::process::id(),
+                "vrrp_instances": instances,
+                "virtual_servers": lvs.map(lvs::Lvs::status),
+            });
+            write.write_all(format!("{body}\n").as_bytes()).await?;
+            Ok(())
+        }
+        _ => {
+            write.write_all(b"unknown request\n").await?;
+            Ok(())
+        }
+    }
+}
+
+/// keepalived's notify scripts of an instance: `notify_master` (or
+/// backup/fault/stop) with no argument, then `notify` with the four.
+fn run_notify_scripts(
+    config: &lvskit_kconf::Config,
+    instance: &str,
+    state: &str,
+    priority: u8,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let Some(vi) = config.vrrp_instances.iter().find(|v| v.name == instance) else {
+        return;
+    };
+    let specific = match state {
+        "MASTER" => vi.notify_master.as_ref(),
+        "BACKUP" => vi.notify_backup.as_ref(),
+        "FAULT" => vi.notify_fault.as_ref(),
+        "STOP" => vi.notify_stop.as_ref(),
+        _ => None,
+    };
+    let mut commands = Vec::new();
+    if let Some(script) = specific {
+        commands.push(script.argv.clone());
+    }
+    if let Some(script) = &vi.notify {
+        let mut argv = script.argv.clone();
+        argv.extend([
+            "INSTANCE".to_owned(),
+            instance.to_owned(),
+            state.to_owned(),
+            priority.to_string(),
+        ]);
+        commands.push(argv);
+    }
+    for argv in commands {
+        let Some((program, args)) = argv.split_first() else {
+            continue;
+        };
+        let mut command = tokio::process::Command::new(program);
+        command.args(args).kill_on_drop(true);
+        tasks.spawn(async move {
+            match tokio::time::timeout(std::time::Duration::from_secs(30), command.status()).await {
+                Ok(Ok(status)) if status.success() => {}
+                Ok(Ok(status)) => tracing::warn!("notify script {argv:?} exited with {status}"),
+                Ok(Err(e)) => tracing::warn!("notify script {argv:?}: {e}"),
+                Err(_) => tracing::warn!("notify script {argv:?} timed out"),
+            }
+        });
+    }
+}
+
+/// SIGHUP: parse again; apply the virtual-server part by difference.
+/// Returns the new configuration if it was taken.
+async fn reload(
+    settings: &Settings,
+    running: &lvskit_kconf::Config,
+    lvs: Option<&mut lvs::Lvs>,
+) -> Result<Option<lvskit_kconf::Config>> {
+    let parsed = load(&settings.config_file, settings.config_id.as_deref());
+    if parsed.exit_code() == 4 {
+        bail!("new configuration cannot be used:\n{}", parsed.render());
+    }
+    let config = parsed.config;
+    if config.vrrp_instances != running.vrrp_instances
+        || config.vrrp_sync_groups != running.vrrp_sync_groups
+    {
+        tracing::warn!(
+            "VRRP settings changed: lvskitd applies VRRP changes at restart only; the running instances keep their settings"
+        );
+    }
+    if let Some(lvs) = lvs {
+        lvs.reload(lvs::plan(&config)?, lvs::sync_settings(&config)?)
+            .await?;
+    }
+    tracing::info!("Reload finished");
+    Ok(Some(config))
+}
+
+/// `lvskitd --status`: asks the daemon and returns its JSON.
+pub fn query_status(socket: &Path) -> Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .with_context(|| format!("is lvskitd running? cannot connect to {}", socket.display()))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    stream.write_all(b"status\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}

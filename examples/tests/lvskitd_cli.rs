@@ -1,0 +1,81 @@
+//! Tier 1: `lvskitd`'s command line without privileges: `-t` verdicts with
+//! keepalived's exit codes, `--version`, and refusals of what it cannot do.
+
+use std::process::Command;
+
+fn lvskitd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lvskitd"))
+}
+
+/// The lab's lb1 configuration (the article's, made whole).
+fn article_config() -> String {
+    lvskit::lab::Topology::new(2, 4).keepalived_conf(0, &[10, 10])
+}
+
+#[test]
+fn config_test_accepts_the_article_config_made_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keepalived.conf");
+    std::fs::write(&path, article_config().replace("eth0", "lo")).unwrap();
+    let out = lvskitd().arg("-t").arg("-f").arg(&path).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn config_test_reports_errors_with_keepalived_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.conf");
+    let out = lvskitd()
+        .arg("--config-test")
+        .arg("--use-file")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "a missing file cannot run");
+
+    // The article's mistake: `state SLAVE` is unknown to keepalived.
+    let path = dir.path().join("slave.conf");
+    let text = article_config()
+        .replace("eth0", "lo")
+        .replace("state MASTER", "state SLAVE");
+    std::fs::write(&path, text).unwrap();
+    let out = lvskitd().arg("-t").arg("-f").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("SLAVE"),
+        "the diagnostic names the mistake:\n{stderr}"
+    );
+}
+
+#[test]
+fn version_and_refusals() {
+    let out = lvskitd().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("lvskitd "));
+
+    let out = lvskitd()
+        .args(["-V", "-f", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-V"));
+
+    let out = lvskitd().args(["-P", "-C"]).output().unwrap();
+    assert!(!out.status.success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = lvskitd()
+        .arg("--status")
+        .arg("--status-socket")
+        .arg(dir.path().join("none.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is lvskitd running?"));
+}

@@ -1,0 +1,167 @@
+//! Tier 2: `lvskitd -P` (VRRP only: the host kernel has no IPVS) against
+//! Debian's keepalived on a bridge: mastership, `--status`, failover on
+//! SIGKILL timed from the wire, preemption, and a clean SIGTERM (priority
+//! 0, VIP and pid file removed).
+
+use anyhow::{Context, Result, ensure};
+use lvskit_testlab::keepalived::{Keepalived, VrrpInstance};
+use lvskit_testlab::{Frame, Lab, Node, Process, require_root};
+use nix::sys::signal::Signal;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant, SystemTime};
+
+const VIP: &str = "10.0.0.100";
+
+fn lvskitd_config() -> String {
+    "global_defs {\n    router_id lb1\n}\n\
+     vrrp_instance VI_1 {\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n    priority 100\n    advert_int 1\n\
+         authentication {\n        auth_type PASS\n        auth_pass pass\n    }\n\
+         virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n"
+        .to_owned()
+}
+
+fn start_lvskitd(node: &Node, name: &str) -> Result<Process> {
+    let dir = node.dir();
+    let config = dir.join(format!("{name}.conf"));
+    std::fs::write(&config, lvskitd_config())?;
+    node.spawn(
+        name,
+        [
+            env!("CARGO_BIN_EXE_lvskitd").to_owned(),
+            "-P".into(),
+            "-n".into(),
+            "-l".into(),
+            "-f".into(),
+            config.to_string_lossy().into_owned(),
+            "-p".into(),
+            dir.join(format!("{name}.pid"))
+                .to_string_lossy()
+                .into_owned(),
+            "--status-socket".into(),
+            dir.join(format!("{name}.sock"))
+                .to_string_lossy()
+                .into_owned(),
+        ],
+    )
+}
+
+fn wait_vip(node: &Node, present: bool, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while node.has_addr("eth0", VIP)? != present {
+        ensure!(
+            Instant::now() < deadline,
+            "{}: VIP present={} not reached within {timeout:?}",
+            node.name(),
+            present
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// (time, source, priority) of VRRP adverts.
+fn adverts(frames: &[Frame]) -> Vec<(SystemTime, Ipv4Addr, u8)> {
+    frames
+        .iter()
+        .filter_map(|f| {
+            let ip = f.ipv4()?;
+            (ip.protocol == 112).then(|| Some((f.time, ip.src, *ip.payload.get(2)?)))?
+        })
+        .collect()
+}
+
+#[test]
+fn netns_lvskitd_vrrp_against_keepalived() -> Result<()> {
+    require_root();
+    let lab = Lab::new()?;
+    let lan = lab.bridge("lan")?;
+    let lb1 = lab.node("lb1")?;
+    let lb2 = lab.node("lb2")?;
+    lab.connect(&lb1, "eth0", &lan)?;
+    lab.connect(&lb2, "eth0", &lan)?;
+    lb1.add_addr("eth0", "10.0.0.2/24")?;
+    lb2.add_addr("eth0", "10.0.0.3/24")?;
+    let (lb1_ip, lb2_ip) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3));
+    let capture = lab.capture(&lan)?;
+
+    let mut daemon = start_lvskitd(&lb1, "lvskitd-1")?;
+    wait_vip(&lb1, true, Duration::from_secs(10))?;
+    let peer_config = VrrpInstance::new("VI_1", "eth0", 51, 50)
+        .auth_pass("pass")
+        .vip("10.0.0.100/24")
+        .config();
+    let peer = Keepalived::start(&lb2, "lb2", &peer_config)?;
+    peer.wait_for_log("Entering BACKUP STATE", Duration::from_secs(10))?;
+
+    // --status: JSON naming the instance and its role.
+    let socket = lab.dir().join("lvskitd-1.sock");
+    let status = lb1.run([
+        env!("CARGO_BIN_EXE_lvskitd"),
+        "--status",
+        "--status-socket",
+        &socket.to_string_lossy(),
+    ])?;
+    let json: serde_json::Value = serde_json::from_str(&status).context("status JSON")?;
+    ensure!(json["vrrp_instances"][0]["name"] == "VI_1", "{json}");
+    ensure!(json["vrrp_instances"][0]["role"] == "MASTER", "{json}");
+    let pid_file = lab.dir().join("lvskitd-1.pid");
+    ensure!(std::fs::read_to_string(&pid_file)?.trim() == daemon.pid().to_string());
+
+    // SIGKILL: keepalived takes over after Master_Down_Interval.
+    std::thread::sleep(Duration::from_millis(2500));
+    let kill = SystemTime::now();
+    daemon.kill();
+    peer.wait_for_log("Entering MASTER STATE", Duration::from_secs(10))?;
+    capture.wait_for(Duration::from_secs(5), |f| {
+        f.time > kill
+            && f.ipv4()
+                .is_some_and(|ip| ip.protocol == 112 && ip.src == lb2_ip)
+    })?;
+    let all = adverts(&capture.frames());
+    let last = all
+        .iter()
+        .filter(|a| a.1 == lb1_ip && a.0 < kill)
+        .map(|a| a.0)
+        .max()
+        .context("no advert from lvskitd")?;
+    let first = all
+        .iter()
+        .filter(|a| a.1 == lb2_ip && a.0 > kill)
+        .map(|a| a.0)
+        .min()
+        .context("no advert from keepalived")?;
+    let gap = first.duration_since(last)?.as_secs_f64();
+    let expected = 3.0 + (256.0 - 50.0) / 256.0;
+    println!("failover lvskitd → keepalived on the wire: {gap:.4} s (expected {expected:.4} s)");
+    ensure!((gap - expected).abs() < 0.010, "gap {gap:.4} s");
+    ensure!(
+        all.iter().filter(|a| a.1 == lb1_ip).all(|a| a.2 == 100),
+        "lvskitd advertised a priority other than 100 before the kill"
+    );
+
+    // lvskitd comes back and preempts; then SIGTERM sends priority 0.
+    let mut daemon = start_lvskitd(&lb1, "lvskitd-2")?;
+    wait_vip(&lb1, true, Duration::from_secs(10))?;
+    peer.wait_for_log("Entering BACKUP STATE", Duration::from_secs(10))?;
+    wait_vip(&lb2, false, Duration::from_secs(5))?;
+    let term = SystemTime::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_timeout(Duration::from_secs(10))?;
+    ensure!(
+        status.success(),
+        "lvskitd exited with {status}:\n{}",
+        daemon.stderr()
+    );
+    ensure!(!lb1.has_addr("eth0", VIP)?, "lvskitd left its VIP behind");
+    ensure!(
+        !lab.dir().join("lvskitd-2.pid").exists(),
+        "the pid file was not removed"
+    );
+    let all = adverts(&capture.frames());
+    ensure!(
+        all.iter().any(|a| a.1 == lb1_ip && a.2 == 0 && a.0 > term),
+        "no priority-0 advert on SIGTERM"
+    );
+    wait_vip(&lb2, true, Duration::from_secs(3))?;
+    Ok(())
+}
