@@ -153,10 +153,10 @@ pub(crate) fn list() -> impl Job<Output = Vec<ServiceState>> {
                 .map(|s| destinations_request(&s.service.service.key)),
         }
     }
-    fn absorb(state: &mut State, replies: Vec<IpvsMessage>) -> Result<(), Error> {
+    fn absorb(state: &mut State, replies: Result<Vec<IpvsMessage>, Error>) -> Result<(), Error> {
         match &mut state.services {
             None => {
-                let services = parse_services(replies)?;
+                let services = parse_services(replies?)?;
                 state.services = Some(
                     services
                         .into_iter()
@@ -167,11 +167,20 @@ pub(crate) fn list() -> impl Job<Output = Vec<ServiceState>> {
                         .collect(),
                 );
             }
-            Some(services) => {
-                let entry = &mut services[state.next];
-                entry.destinations = parse_destinations(replies, &entry.service.service.key)?;
-                state.next += 1;
-            }
+            Some(services) => match replies {
+                // Deleted since the service dump: it is no longer listed.
+                Err(Error::Kernel {
+                    errno: nix::errno::Errno::ESRCH,
+                    ..
+                }) => {
+                    services.remove(state.next);
+                }
+                replies => {
+                    let entry = &mut services[state.next];
+                    entry.destinations = parse_destinations(replies?, &entry.service.service.key)?;
+                    state.next += 1;
+                }
+            },
         }
         Ok(())
     }

@@ -445,3 +445,64 @@ fn vm_handles_in_network_namespace() {
         Ok(())
     });
 }
+
+/// The `ipvsctl` example end to end: apply a JSON desired state, list it
+/// (table and JSON), plan again (0 operations), info, flush.
+#[test]
+fn vm_ipvsctl_example() {
+    // `cargo test` builds the examples next to the test binaries' directory.
+    let ipvsctl = std::env::current_exe()
+        .expect("current_exe")
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .join("examples/ipvsctl");
+    let vm = if lvskit_testlab::vm::in_vm() {
+        Vm::new()
+    } else {
+        assert!(
+            ipvsctl.exists(),
+            "{} not built (cargo test builds examples)",
+            ipvsctl.display()
+        );
+        Vm::new().binary(&ipvsctl)
+    };
+    vm.run_test(|| {
+        let ctl = |args: &str| sh(&format!("{} {args}", ipvsctl.display()));
+        std::fs::write(
+            "/tmp/desired.json",
+            r#"{
+                "scope": "all",
+                "services": [{
+                    "key": {"address": {"protocol": "tcp", "address": "192.0.2.10", "port": 80}},
+                    "scheduler": "wrr",
+                    "destinations": [
+                        {"address": "10.0.0.11", "port": 80, "forwarding": "direct_route", "weight": 3},
+                        {"address": "10.0.0.12", "port": 80, "forwarding": "direct_route", "weight": 1}
+                    ]
+                }]
+            }"#,
+        )?;
+        let applied = ctl("apply /tmp/desired.json")?;
+        ensure!(applied.contains("3 operations, 0 failed"), "{applied}");
+        contains_all(
+            &ipvsadm("-S -n")?,
+            &[
+                "-A -t 192.0.2.10:80 -s wrr",
+                "-a -t 192.0.2.10:80 -r 10.0.0.11:80 -g -w 3",
+                "-a -t 192.0.2.10:80 -r 10.0.0.12:80 -g -w 1",
+            ],
+            "ipvsadm -S -n",
+        )?;
+        let listed: Vec<lvskit_ipvs::ServiceState> = serde_json::from_str(&ctl("list --json")?)?;
+        ensure!(listed.len() == 1 && listed[0].destinations.len() == 2, "{listed:?}");
+        let table = ctl("list")?;
+        ensure!(table.contains("TCP  192.0.2.10:80 wrr"), "{table}");
+        let plan = ctl("plan /tmp/desired.json")?;
+        ensure!(plan.trim_end().ends_with("0 operations"), "{plan}");
+        ensure!(ctl("info")?.contains("IP Virtual Server version 1.2.1"));
+        ctl("flush")?;
+        ensure!(!ipvsadm("-Ln")?.contains("192.0.2.10"));
+        Ok(())
+    });
+}

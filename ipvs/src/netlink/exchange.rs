@@ -524,15 +524,15 @@ pub(crate) struct Sequence<S, N> {
     /// Build the next dump from the state, or `None` when finished.
     pub(crate) next: N,
     pub(crate) error: Option<Error>,
-    pub(crate) absorb: fn(&mut S, Vec<IpvsMessage>) -> Result<(), Error>,
+    /// Take in one dump's outcome; an error returned ends the sequence.
+    pub(crate) absorb: Absorb<S>,
 }
 
+/// How a [`Sequence`] takes in one dump's outcome.
+pub(crate) type Absorb<S> = fn(&mut S, Result<Vec<IpvsMessage>, Error>) -> Result<(), Error>;
+
 impl<S, N: FnMut(&mut S) -> Option<IpvsMessage>> Sequence<S, N> {
-    pub(crate) fn new(
-        mut state: S,
-        mut next: N,
-        absorb: fn(&mut S, Vec<IpvsMessage>) -> Result<(), Error>,
-    ) -> Self {
+    pub(crate) fn new(mut state: S, mut next: N, absorb: Absorb<S>) -> Self {
         let current = next(&mut state).map(Dump::new);
         Sequence {
             state,
@@ -545,10 +545,7 @@ impl<S, N: FnMut(&mut S) -> Option<IpvsMessage>> Sequence<S, N> {
 
     fn advance(&mut self) {
         while let Some(dump) = self.current.take_if(|d| d.is_done()) {
-            match dump
-                .finish()
-                .and_then(|r| (self.absorb)(&mut self.state, r))
-            {
+            match (self.absorb)(&mut self.state, dump.finish()) {
                 Ok(()) => self.current = (self.next)(&mut self.state).map(Dump::new),
                 Err(e) => {
                     self.error = Some(e);
