@@ -49,55 +49,102 @@ pub(crate) fn fold(family: AddressFamily, address: IpAddr) -> u32 {
 }
 
 /// SipHash with `C` compression and `D` finalization rounds over `data`,
-/// keyed with `key` (the layout of the kernel's `siphash_key_t`).
-#[inline(always)]
+/// keyed with `key` (the layout of the kernel's `siphash_key_t`). The
+/// reference the unrolled [`hsiphash_u32`] is tested against.
+#[cfg(test)]
 pub(crate) fn siphash<const C: usize, const D: usize>(key: [u64; 2], data: &[u8]) -> u64 {
-    let mut v0 = 0x736f_6d65_7073_6575_u64 ^ key[0];
-    let mut v1 = 0x646f_7261_6e64_6f6d_u64 ^ key[1];
-    let mut v2 = 0x6c79_6765_6e65_7261_u64 ^ key[0];
-    let mut v3 = 0x7465_6462_7974_6573_u64 ^ key[1];
-    let round = |v0: &mut u64, v1: &mut u64, v2: &mut u64, v3: &mut u64| {
-        *v0 = v0.wrapping_add(*v1);
-        *v1 = v1.rotate_left(13) ^ *v0;
-        *v0 = v0.rotate_left(32);
-        *v2 = v2.wrapping_add(*v3);
-        *v3 = v3.rotate_left(16) ^ *v2;
-        *v0 = v0.wrapping_add(*v3);
-        *v3 = v3.rotate_left(21) ^ *v0;
-        *v2 = v2.wrapping_add(*v1);
-        *v1 = v1.rotate_left(17) ^ *v2;
-        *v2 = v2.rotate_left(32);
-    };
+    let mut v = [
+        0x736f_6d65_7073_6575_u64 ^ key[0],
+        0x646f_7261_6e64_6f6d_u64 ^ key[1],
+        0x6c79_6765_6e65_7261_u64 ^ key[0],
+        0x7465_6462_7974_6573_u64 ^ key[1],
+    ];
     let mut words = data.chunks_exact(8);
     for word in &mut words {
         let m = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-        v3 ^= m;
+        v[3] ^= m;
         for _ in 0..C {
-            round(&mut v0, &mut v1, &mut v2, &mut v3);
+            sip_round(&mut v);
         }
-        v0 ^= m;
+        v[0] ^= m;
     }
     let mut last = [0u8; 8];
     let tail = words.remainder();
     last[..tail.len()].copy_from_slice(tail);
     let b = ((data.len() as u64) << 56) | u64::from_le_bytes(last);
-    v3 ^= b;
+    v[3] ^= b;
     for _ in 0..C {
-        round(&mut v0, &mut v1, &mut v2, &mut v3);
+        sip_round(&mut v);
     }
-    v0 ^= b;
-    v2 ^= 0xff;
+    v[0] ^= b;
+    v[2] ^= 0xff;
     for _ in 0..D {
-        round(&mut v0, &mut v1, &mut v2, &mut v3);
+        sip_round(&mut v);
     }
-    v0 ^ v1 ^ v2 ^ v3
+    v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
-/// The kernel's `hsiphash(&v, sizeof(u32), key)` on a 64-bit kernel:
-/// SipHash-1-3 of the four little-endian bytes of `value`, low 32 bits.
-#[inline]
+/// One SipRound.
+#[inline(always)]
+fn sip_round(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13) ^ v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16) ^ v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21) ^ v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17) ^ v[2];
+    v[2] = v[2].rotate_left(32);
+}
+
+/// The kernel's `hsiphash(&v, sizeof(u32), key)` on a 64-bit kernel
+/// (`hsiphash_1u32`): SipHash-1-3 of the four little-endian bytes of
+/// `value`, low 32 bits. The four-byte message fits the final block, so
+/// there is no compression round before it.
+#[inline(always)]
 pub(crate) fn hsiphash_u32(value: u32, key: [u64; 2]) -> u32 {
-    siphash::<1, 3>(key, &value.to_le_bytes()) as u32
+    let mut v = [
+        0x736f_6d65_7073_6575_u64 ^ key[0],
+        0x646f_7261_6e64_6f6d_u64 ^ key[1],
+        0x6c79_6765_6e65_7261_u64 ^ key[0],
+        0x7465_6462_7974_6573_u64 ^ key[1],
+    ];
+    let b = (4u64 << 56) | u64::from(value);
+    v[3] ^= b;
+    sip_round(&mut v);
+    v[0] ^= b;
+    v[2] ^= 0xff;
+    sip_round(&mut v);
+    sip_round(&mut v);
+    sip_round(&mut v);
+    (v[0] ^ v[1] ^ v[2] ^ v[3]) as u32
+}
+
+/// `a % d` for a fixed divisor by multiplication (Lemire, Kaser and Kurz,
+/// "Faster remainder by direct computation", 2019); exact for every 32-bit
+/// `a` and non-zero 32-bit `d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FastModulo {
+    divisor: u64,
+    magic: u64,
+}
+
+impl FastModulo {
+    pub(crate) fn new(divisor: u32) -> Self {
+        let divisor = u64::from(divisor.max(1));
+        FastModulo {
+            divisor,
+            magic: (u64::MAX / divisor).wrapping_add(1),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn reduce(&self, a: u32) -> u32 {
+        let low = self.magic.wrapping_mul(u64::from(a));
+        ((u128::from(low) * u128::from(self.divisor)) >> 64) as u32
+    }
 }
 
 /// `ip_vs_sh_hashkey`: bucket in the 256-entry source-hashing table.
@@ -141,6 +188,21 @@ mod tests {
     }
 
     proptest! {
+        /// The unrolled four-byte path equals the generic SipHash-1-3.
+        #[test]
+        fn hsiphash_u32_is_siphash_1_3(value: u32, k0: u64, k1: u64) {
+            prop_assert_eq!(
+                hsiphash_u32(value, [k0, k1]),
+                siphash::<1, 3>([k0, k1], &value.to_le_bytes()) as u32
+            );
+        }
+
+        /// The multiplicative remainder is exact.
+        #[test]
+        fn fast_modulo_is_exact(a: u32, d in 1u32..) {
+            prop_assert_eq!(FastModulo::new(d).reduce(a), a % d);
+        }
+
         /// The round function and padding agree with the standard library's
         /// SipHash-2-4 on arbitrary input; SipHash-1-3 is the same code with
         /// other round counts.

@@ -19,6 +19,18 @@ pub struct HashFlags {
     pub port: bool,
 }
 
+impl From<crate::model::ServiceFlags> for HashFlags {
+    /// The sh/mh bits of a service's flags (`SCHED1` is fallback, `SCHED2`
+    /// is port, for both schedulers).
+    fn from(flags: crate::model::ServiceFlags) -> Self {
+        use crate::model::ServiceFlags;
+        HashFlags {
+            fallback: flags.contains(ServiceFlags::SH_FALLBACK),
+            port: flags.contains(ServiceFlags::SH_PORT),
+        }
+    }
+}
+
 /// Source hashing, as `ip_vs_sh.c`.
 ///
 /// The table has 256 buckets, filled in list order: each destination takes

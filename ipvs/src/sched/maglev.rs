@@ -1,7 +1,7 @@
 //! `mh`: Maglev hashing (net/netfilter/ipvs/ip_vs_mh.c; Eisenbud et al.,
 //! "Maglev", NSDI 2016, section 3.4).
 
-use super::hash::{MH_KEY1, MH_KEY2, mh_hash};
+use super::hash::{FastModulo, MH_KEY1, MH_KEY2, mh_hash};
 use super::{Change, Error, HashFlags, Request, Scheduler, View};
 
 /// The table sizes the kernel offers, indexed by
@@ -94,6 +94,7 @@ impl MaglevTable {
 #[derive(Debug, Clone)]
 pub struct MaglevHashing {
     params: MaglevTable,
+    modulo: FastModulo,
     flags: HashFlags,
     /// Destination index per slot; `u32::MAX` for an empty slot.
     lookup: Vec<u32>,
@@ -119,6 +120,7 @@ impl MaglevHashing {
     pub fn new(params: MaglevTable, flags: HashFlags) -> Self {
         MaglevHashing {
             params,
+            modulo: FastModulo::new(params.size as u32),
             flags,
             lookup: vec![EMPTY; params.size],
             scratch: Scratch::default(),
@@ -200,15 +202,14 @@ impl MaglevHashing {
                 current = (current + 1) % n;
                 continue;
             }
-            let mut c = s.perm[current] as usize;
+            let (mut c, skip) = (s.perm[current] as usize, s.skip[current] as usize);
             while s.filled[c / 64] & (1 << (c % 64)) != 0 {
-                let mut next = s.perm[current] + s.skip[current];
-                if next >= m as u32 {
-                    next -= m as u32;
+                c += skip;
+                if c >= m {
+                    c -= m;
                 }
-                s.perm[current] = next;
-                c = next as usize;
             }
+            s.perm[current] = c as u32;
             s.filled[c / 64] |= 1 << (c % 64);
             self.lookup[c] = current as u32;
             placed += 1;
@@ -246,7 +247,7 @@ impl Scheduler for MaglevHashing {
         } else {
             0
         };
-        let first = mh_hash(folded, port, 0, MH_KEY1) % m;
+        let first = self.modulo.reduce(mh_hash(folded, port, 0, MH_KEY1));
         let slot = self.lookup[first as usize];
         if slot == EMPTY {
             return None;
@@ -259,7 +260,8 @@ impl Scheduler for MaglevHashing {
         }
         for k in 0..m {
             let offset = (k + first) % m;
-            let slot = self.lookup[(mh_hash(folded, port, offset, MH_KEY1) % m) as usize];
+            let slot =
+                self.lookup[self.modulo.reduce(mh_hash(folded, port, offset, MH_KEY1)) as usize];
             if slot == EMPTY {
                 return None;
             }

@@ -73,6 +73,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use crate::model::{SchedulerName, ServiceFlags};
+
 pub use failover::{Overflow, WeightedFailover};
 pub use hashing::{DestinationHashing, HASH_TABLE_SIZE, HashFlags, SourceHashing};
 pub use least::{LeastConnection, NeverQueue, ShortestExpectedDelay, WeightedLeastConnection};
@@ -225,34 +227,37 @@ pub enum Error {
     TableIndexOutOfRange(u8),
 }
 
-/// The scheduler names this module implements, in the kernel's spelling.
-pub const NAMES: [&str; 14] = [
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
-];
-
 /// A scheduler by its kernel name, with the kernel's defaults (no sh/mh
 /// flags, the default Maglev table of 4093 slots, a `twos` seeded from the
 /// operating system).
 pub fn by_name(name: &str) -> Result<Box<dyn Scheduler>, Error> {
+    for_service(&SchedulerName::from(name), ServiceFlags::empty())
+}
+
+/// The scheduler a service of the [model](crate::model) names, with the
+/// service's sh/mh flags (`SH_FALLBACK`/`MH_FALLBACK`, `SH_PORT`/`MH_PORT`).
+/// [`SchedulerName::Other`] is an [`Error::UnknownScheduler`].
+pub fn for_service(name: &SchedulerName, flags: ServiceFlags) -> Result<Box<dyn Scheduler>, Error> {
+    let hash_flags = HashFlags::from(flags);
     Ok(match name {
-        "rr" => Box::new(RoundRobin::new()),
-        "wrr" => Box::new(WeightedRoundRobin::new()),
-        "lc" => Box::new(LeastConnection::new()),
-        "wlc" => Box::new(WeightedLeastConnection::new()),
-        "sed" => Box::new(ShortestExpectedDelay::new()),
-        "nq" => Box::new(NeverQueue::new()),
-        "fo" => Box::new(WeightedFailover::new()),
-        "ovf" => Box::new(Overflow::new()),
-        "sh" => Box::new(SourceHashing::new(HashFlags::default())),
-        "dh" => Box::new(DestinationHashing::new()),
-        "mh" => Box::new(MaglevHashing::new(
+        SchedulerName::Rr => Box::new(RoundRobin::new()),
+        SchedulerName::Wrr => Box::new(WeightedRoundRobin::new()),
+        SchedulerName::Lc => Box::new(LeastConnection::new()),
+        SchedulerName::Wlc => Box::new(WeightedLeastConnection::new()),
+        SchedulerName::Sed => Box::new(ShortestExpectedDelay::new()),
+        SchedulerName::Nq => Box::new(NeverQueue::new()),
+        SchedulerName::Fo => Box::new(WeightedFailover::new()),
+        SchedulerName::Ovf => Box::new(Overflow::new()),
+        SchedulerName::Sh => Box::new(SourceHashing::new(hash_flags)),
+        SchedulerName::Dh => Box::new(DestinationHashing::new()),
+        SchedulerName::Mh => Box::new(MaglevHashing::new(
             MaglevTable::kernel_default(),
-            HashFlags::default(),
+            hash_flags,
         )),
-        "lblc" => Box::new(LocalityBasedLeastConnection::new()),
-        "lblcr" => Box::new(LocalityBasedLeastConnectionReplicated::new()),
-        "twos" => Box::new(PowerOfTwoChoices::from_os_rng()),
-        other => return Err(Error::UnknownScheduler(other.to_owned())),
+        SchedulerName::Lblc => Box::new(LocalityBasedLeastConnection::new()),
+        SchedulerName::Lblcr => Box::new(LocalityBasedLeastConnectionReplicated::new()),
+        SchedulerName::Twos => Box::new(PowerOfTwoChoices::from_os_rng()),
+        other => return Err(Error::UnknownScheduler(other.as_str().to_owned())),
     })
 }
 
@@ -316,9 +321,10 @@ mod tests {
 
     #[test]
     fn every_name_builds_its_scheduler() {
-        for name in NAMES {
-            let scheduler = by_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(scheduler.name(), name);
+        for name in SchedulerName::ALL {
+            let scheduler =
+                for_service(&name, ServiceFlags::empty()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(scheduler.name(), name.as_str());
         }
         assert_eq!(
             by_name("wlcx").err(),

@@ -1,5 +1,4 @@
-//! `twos`: weighted power of two choices (net/netfilter/ipvs/ip_vs_twos.c,
-//! Linux 6.2 and later).
+//! `twos`: weighted power of two choices (net/netfilter/ipvs/ip_vs_twos.c).
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -17,8 +16,9 @@ use super::{Change, Request, Scheduler, View};
 /// The random source is injectable: [`PowerOfTwoChoices::with_rng`] takes
 /// any [`rand::Rng`], e.g. a seeded one for reproducible simulation. The
 /// kernel's own random numbers cannot be replayed, so this one matches the
-/// kernel's rule and distribution, not its individual picks. The module is
-/// in Linux 6.2 and later, not in 6.1.
+/// kernel's rule and distribution, not its individual picks. Linux 6.1 has
+/// the module, but Debian's 6.1 kernels are built without it
+/// (`CONFIG_IP_VS_TWOS` unset).
 #[derive(Debug, Clone)]
 pub struct PowerOfTwoChoices<R = SmallRng> {
     rng: R,
