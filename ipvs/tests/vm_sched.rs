@@ -34,8 +34,13 @@ fn client(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 1, 0, (i % usize::from(CLIENTS)) as u8 + 1)
 }
 
-fn vip(k: u8) -> Ipv4Addr {
-    Ipv4Addr::new(10, 9, 0, k)
+/// VIP `k` of case `n`. Each case has its own VIPs: a destination deleted
+/// with its service waits in the kernel's trash with its counters, and is
+/// revived, counters and all, if the same VIP gets the same real server again
+/// (`ip_vs_trash_get_dest`), which would carry connections over from the
+/// previous case.
+fn vip(n: u8, k: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 9, n, k)
 }
 
 fn real_server(k: u8) -> SocketAddr {
@@ -128,13 +133,14 @@ fn run_case(
     clients: &Node,
     conns: &mut ConnTable,
     case: &Case,
-    port_base: u16,
+    n: u8,
 ) -> Result<(usize, Vec<String>)> {
+    let port_base = 10_000 + 1_000 * u16::from(n);
     ipvsadm(director, &["-C"])?;
     let name = case.scheduler.as_str();
     let mut pools = Vec::new();
     for k in 1..=case.vips {
-        let service = format!("{}:80", vip(k));
+        let service = format!("{}:80", vip(n, k));
         let mut args = vec!["-A", "-t", &service, "-s", name];
         if !case.flags.is_empty() {
             args.extend(["-b", case.flags]);
@@ -151,7 +157,7 @@ fn run_case(
             )?;
             pool.add(Destination::new(real_server(i as u8 + 1), w))?;
         }
-        let kernel = kernel_list_order(director, vip(k))?;
+        let kernel = kernel_list_order(director, vip(n, k))?;
         let ours: Vec<SocketAddr> = pool.destinations().iter().map(|d| d.address()).collect();
         ensure!(
             kernel == ours,
@@ -166,34 +172,45 @@ fn run_case(
     for j in 0..case.connections {
         let k = (j % usize::from(case.vips)) as u8 + 1;
         let from = SocketAddrV4::new(client(j), port_base + j as u16);
-        let to = SocketAddrV4::new(vip(k), 80);
+        let to = SocketAddrV4::new(vip(n, k), 80);
         let pool = &mut pools[usize::from(k) - 1];
         let ours = pool.schedule(&Request::new(now, from.into(), to.into()));
-        let stream = clients.in_netns(|| -> Result<TcpStream> {
+        let connected = clients.in_netns(|| -> Result<Option<TcpStream>> {
             let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
             socket.set_reuse_address(true)?;
             socket.bind(&SocketAddr::V4(from).into())?;
-            socket.connect_timeout(&SocketAddr::V4(to).into(), Duration::from_secs(5))?;
-            Ok(socket.into())
+            match socket.connect_timeout(&SocketAddr::V4(to).into(), Duration::from_secs(5)) {
+                Ok(()) => Ok(Some(socket.into())),
+                // With no destination available IPVS answers the SYN with
+                // an ICMP port unreachable (ip_vs_leave).
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(None),
+                Err(e) => Err(e.into()),
+            }
         })??;
-        streams.push(stream);
-        // Wait until the kernel has the connection ESTABLISHED (the
-        // client's ACK has passed IPVS), so its counters are settled.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let kernel = loop {
-            match conns.lookup(from)? {
-                Some((dest, state)) if state == "ESTABLISHED" => break Some(dest),
-                _ if Instant::now() > deadline => break None,
-                _ => std::thread::sleep(Duration::from_millis(2)),
+        let kernel = match connected {
+            None => None,
+            Some(stream) => {
+                streams.push(stream);
+                // Wait until the kernel has the connection ESTABLISHED (the
+                // client's ACK has passed IPVS), so its counters are settled.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                let dest = loop {
+                    match conns.lookup(from)? {
+                        Some((dest, state)) if state == "ESTABLISHED" => break Some(dest),
+                        _ if Instant::now() > deadline => break None,
+                        _ => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                };
+                let Some(dest) = dest else {
+                    bail!("{name}: connection {j} from {from} never showed ESTABLISHED");
+                };
+                Some(dest)
             }
         };
-        let Some(kernel) = kernel else {
-            bail!("{name}: connection {j} from {from} never showed ESTABLISHED");
-        };
         let ours_addr = ours.map(|i| pool.destination(i).address());
-        if ours_addr != Some(kernel) {
+        if ours_addr != kernel {
             mismatches.push(format!(
-                "{name}{}: connection {j} from {from} to {to}: kernel {kernel}, ours {ours_addr:?}",
+                "{name}{}: connection {j} from {from} to {to}: kernel {kernel:?}, ours {ours_addr:?}",
                 if case.flags.is_empty() {
                     String::new()
                 } else {
@@ -202,7 +219,7 @@ fn run_case(
             ));
         }
         // Account the kernel's pick in userspace, as the kernel did.
-        if let Some(i) = pool.index_of(kernel) {
+        if let Some(i) = kernel.and_then(|k| pool.index_of(k)) {
             pool.bind(i, ConnectionState::Inactive);
             pool.establish(i);
         }
@@ -219,13 +236,13 @@ fn vm_userspace_schedulers_pick_what_the_kernel_picks() {
         let clients = lab.node("cli")?;
         lab.veth(&clients, "eth0", &director, "eth0")?;
         clients.sh(&format!(
-            "for i in $(seq 1 {CLIENTS}); do echo \"addr add 10.1.0.$i/24 dev eth0\"; done | ip -batch -"
+            "for i in $(seq 1 {CLIENTS}); do echo \"addr add 10.1.0.$i/24 dev eth0\"; done | /usr/sbin/ip -batch -"
         ))?;
         clients.run(["ip", "route", "add", "default", "via", "10.1.0.254"])?;
         director.add_addr("eth0", "10.1.0.254/24")?;
         director.sh(
-            "for i in $(seq 1 4); do echo \"addr add 10.9.0.$i/32 dev lo\"; done | ip -batch - && \
-             for i in $(seq 1 16); do echo \"addr add 10.2.0.$i/32 dev lo\"; done | ip -batch -",
+            "for n in $(seq 0 31); do for k in $(seq 1 4); do echo \"addr add 10.9.$n.$k/32 dev lo\"; done; done | /usr/sbin/ip -batch - && \
+             for i in $(seq 1 16); do echo \"addr add 10.2.0.$i/32 dev lo\"; done | /usr/sbin/ip -batch -",
         )?;
         let listener = director.in_netns(|| TcpListener::bind(("0.0.0.0", 80)))??;
         std::thread::spawn(move || {
@@ -270,13 +287,7 @@ fn vm_userspace_schedulers_pick_what_the_kernel_picks() {
         let mut compared = 0;
         let mut mismatches = Vec::new();
         for (n, case) in cases.iter().enumerate() {
-            let (picks, bad) = run_case(
-                &director,
-                &clients,
-                &mut conns,
-                case,
-                10_000 + 1_000 * n as u16,
-            )?;
+            let (picks, bad) = run_case(&director, &clients, &mut conns, case, n as u8)?;
             println!(
                 "{} {}: {} picks, {} differ",
                 case.scheduler.as_str(),

@@ -1,10 +1,10 @@
 //! The hash functions the kernel's hashing schedulers use, bit for bit.
 //!
-//! * `sh`, `dh` (and the bucket placement of `lblc`): Knuth's multiplicative
-//!   hash, `(fold(addr) * 2654435761) & 0xff` (net/netfilter/ipvs/ip_vs_sh.c,
-//!   ip_vs_dh.c). Only the low 8 bits are kept, so the arithmetic can wrap in
-//!   32 bits without changing the result. Note: this is *not* `hash_32()`,
-//!   which keeps the high bits.
+//! * `sh` and `dh`: `hash_32(v, 8)` of include/linux/hash.h, the top 8 bits
+//!   of `v * 0x61C88647` (the golden ratio), where `v` is `port + fold(addr)`
+//!   for sh and `fold(addr)` for dh (net/netfilter/ipvs/ip_vs_sh.c,
+//!   ip_vs_dh.c). Older kernels used `(v * 2654435761) & 0xff` here; 6.1 uses
+//!   `hash_32`, and the differential test against Debian's 6.1 kernel agrees.
 //! * `mh`: `hsiphash` (include/linux/siphash.h, lib/siphash.c). On 64-bit
 //!   kernels `hsiphash` is SipHash-1-3 with a 128-bit key, truncated to its low
 //!   32 bits; on 32-bit kernels it is HalfSipHash-1-3. We implement the 64-bit
@@ -16,9 +16,15 @@ use std::net::IpAddr;
 
 use super::AddressFamily;
 
-/// Knuth's multiplicative constant used by ip_vs_sh.c, ip_vs_dh.c and
-/// ip_vs_lblc.c (2^32 / golden ratio, rounded to a prime).
-pub(crate) const KNUTH: u32 = 2_654_435_761;
+/// `GOLDEN_RATIO_32` of include/linux/hash.h.
+pub(crate) const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
+
+/// `hash_32(value, bits)` of include/linux/hash.h (the generic version, which
+/// x86 uses): the top `bits` bits of `value * GOLDEN_RATIO_32`.
+#[inline]
+pub(crate) fn hash_32(value: u32, bits: u32) -> u32 {
+    value.wrapping_mul(GOLDEN_RATIO_32) >> (32 - bits)
+}
 
 /// First Maglev key (offset and lookup hash), both halves equal.
 pub(crate) const MH_KEY1: [u64; 2] = [2_654_435_761, 2_654_435_761];
@@ -147,17 +153,19 @@ impl FastModulo {
     }
 }
 
-/// `ip_vs_sh_hashkey`: bucket in the 256-entry source-hashing table.
+/// `ip_vs_sh_hashkey`: bucket in the 256-entry source-hashing table,
+/// `(offset + hash_32(port + fold, 8)) & 255`.
 #[inline]
 pub(crate) fn sh_bucket(folded: u32, port: u16, offset: u32) -> usize {
-    let product = u32::from(port).wrapping_add(folded).wrapping_mul(KNUTH);
-    (offset.wrapping_add(product) & 0xff) as usize
+    let hash = hash_32(u32::from(port).wrapping_add(folded), 8);
+    (offset.wrapping_add(hash) & 0xff) as usize
 }
 
-/// `ip_vs_dh_hashkey`: bucket in the 256-entry destination-hashing table.
+/// `ip_vs_dh_hashkey`: bucket in the 256-entry destination-hashing table,
+/// `hash_32(fold, 8)`.
 #[inline]
 pub(crate) fn dh_bucket(folded: u32) -> usize {
-    (folded.wrapping_mul(KNUTH) & 0xff) as usize
+    hash_32(folded, 8) as usize
 }
 
 /// `ip_vs_mh_hashkey`: the Maglev hash of an address, port and offset.
@@ -229,13 +237,16 @@ mod tests {
 
     #[test]
     fn sh_bucket_worked_example() {
-        // 10.0.0.1 = 0x0a000001; 0x0a000001 * 2654435761 mod 2^32 =
-        // 0x0a000001 * 0x9e3779b1. Low byte: 0x01 * 0xb1 = 0xb1.
-        assert_eq!(sh_bucket(0x0a00_0001, 0, 0), 0xb1);
-        // With port 1 the sum is 0x0a000002: low byte 2 * 0xb1 = 0x162 -> 0x62.
-        assert_eq!(sh_bucket(0x0a00_0001, 1, 0), 0x62);
-        // The offset is added after the multiplication.
-        assert_eq!(sh_bucket(0x0a00_0001, 0, 0x10), 0xc1);
-        assert_eq!(dh_bucket(0x0a00_0001), 0xb1);
+        // 10.0.0.1 = 0x0a000001. 0x0a000001 * 0x61c88647 mod 2^32:
+        // 0x0a << 24 times 0x61c88647 leaves (0x0a * 0x47 = 0x2c6) -> 0xc6
+        // in the top byte, so 0xc6000000 + 0x61c88647 = 0x27c88647 mod 2^32;
+        // the top 8 bits are 0x27 = 39.
+        assert_eq!(sh_bucket(0x0a00_0001, 0, 0), 39);
+        // Port 1: 2 * 0x61c88647 = 0xc3910c8e, + 0xc6000000 = 0x89910c8e
+        // mod 2^32 -> 0x89 = 137.
+        assert_eq!(sh_bucket(0x0a00_0001, 1, 0), 137);
+        // The offset is added after hashing.
+        assert_eq!(sh_bucket(0x0a00_0001, 0, 0x10), 55);
+        assert_eq!(dh_bucket(0x0a00_0001), 39);
     }
 }

@@ -37,12 +37,12 @@ impl From<crate::model::ServiceFlags> for HashFlags {
 /// as many consecutive buckets as its weight (at least one, also with weight
 /// 0), and the list repeats until the table is full. The table is rebuilt on
 /// every change of the list or of a weight. A client address (and, with
-/// [`HashFlags::port`], port) hashes to a bucket by
-/// `((port + fold(addr)) * 2654435761) & 255`. If the bucket's destination
-/// has weight 0 or is overloaded there is no destination, unless
-/// [`HashFlags::fallback`] is set: then the buckets at
-/// `((port + fold(addr)) * 2654435761 + (ihash + k) % 256) & 255` for
-/// `k = 0, 1, ...` are tried in turn.
+/// [`HashFlags::port`], port) hashes to bucket `ihash = hash_32(port +
+/// fold(addr), 8)`, the top 8 bits of the product with the golden ratio
+/// `0x61C88647`. If the bucket's destination has weight 0 or is overloaded
+/// there is no destination, unless [`HashFlags::fallback`] is set: then the
+/// buckets `((ihash + k) % 256 + ihash) & 255` for `k = 0, 1, ...` are tried
+/// in turn.
 #[derive(Debug, Clone)]
 pub struct SourceHashing {
     flags: HashFlags,
@@ -126,8 +126,8 @@ impl Scheduler for SourceHashing {
 ///
 /// The table has 256 buckets, assigned to the destinations in list order one
 /// bucket each, the list repeating (weights do not matter). The address the
-/// client connected to hashes to a bucket by `(fold(addr) * 2654435761) &
-/// 255`. A destination with weight 0 or overloaded gives no destination.
+/// client connected to hashes to bucket `hash_32(fold(addr), 8)`. A
+/// destination with weight 0 or overloaded gives no destination.
 #[derive(Debug, Clone)]
 pub struct DestinationHashing {
     buckets: Vec<Option<u32>>,
@@ -211,8 +211,7 @@ mod tests {
     #[test]
     fn sh_worked_pick_and_fallback() {
         // Weights [1, 1, 1]: bucket b holds destination b % 3.
-        // Client 10.0.0.1 hashes to bucket 0xb1 = 177 (see hash.rs);
-        // 177 % 3 = 0 -> A.
+        // Client 10.0.0.1 hashes to bucket 39 (see hash.rs); 39 % 3 = 0 -> A.
         let mut p = pool(
             Box::new(SourceHashing::new(HashFlags::default())),
             &[1, 1, 1],
@@ -224,9 +223,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.schedule(&from([10, 0, 0, 1], 5000)), None);
 
-        // With fallback: ihash = 177; offset 177 gives bucket
-        // (0x0a000001 * K + 177) & 255 = (0xb1 + 0xb1) & 255 = 0x62 = 98;
-        // 98 % 3 = 2 -> C (available).
+        // With fallback: ihash = 39. k = 0: offset 39, bucket (39 + 39) = 78,
+        // 78 % 3 = 0 -> A again (quiesced). k = 1: offset 40, bucket 79,
+        // 79 % 3 = 1 -> B.
         let flags = HashFlags {
             fallback: true,
             port: false,
@@ -234,13 +233,13 @@ mod tests {
         let mut p = pool(Box::new(SourceHashing::new(flags)), &[1, 1, 1]);
         p.update(address(1), quiesce)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(p.schedule(&from([10, 0, 0, 1], 5000)), Some(2));
+        assert_eq!(p.schedule(&from([10, 0, 0, 1], 5000)), Some(1));
     }
 
     #[test]
     fn sh_port_flag_hashes_the_port() {
-        // Client 10.0.0.1 port 1: bucket 0x62 = 98 -> 98 % 3 = 2 (C); without
-        // the flag the port is ignored: bucket 177 -> A.
+        // Client 10.0.0.1 port 1: bucket 137 -> 137 % 3 = 2 (C); without
+        // the flag the port is ignored: bucket 39 -> A.
         let flags = HashFlags {
             fallback: false,
             port: true,
@@ -256,15 +255,15 @@ mod tests {
 
     #[test]
     fn dh_hashes_the_virtual_address() {
-        // VIP 10.0.0.1 -> bucket 177 -> 177 % 4 = 1 -> B.
+        // VIP 10.0.0.1 -> bucket 39 -> 39 % 4 = 3 -> D.
         let mut p = pool(Box::new(DestinationHashing::new()), &[1, 1, 1, 1]);
         let request = Request::new(
             Instant::now(),
             SocketAddr::from(([192, 0, 2, 9], 1234)),
             SocketAddr::from(([10, 0, 0, 1], 80)),
         );
-        assert_eq!(p.schedule(&request), Some(1));
-        p.set_overloaded(1, true);
+        assert_eq!(p.schedule(&request), Some(3));
+        p.set_overloaded(3, true);
         assert_eq!(p.schedule(&request), None);
     }
 

@@ -98,6 +98,9 @@ pub struct MaglevHashing {
     flags: HashFlags,
     /// Destination index per slot; `u32::MAX` for an empty slot.
     lookup: Vec<u32>,
+    /// Whether each destination has weight above 0 and is not overloaded, kept
+    /// here so a lookup touches two small arrays only.
+    available: Vec<bool>,
     /// Scratch space reused between rebuilds.
     scratch: Scratch,
     /// The last rebuild's error (more destinations than slots). The kernel
@@ -123,6 +126,7 @@ impl MaglevHashing {
             modulo: FastModulo::new(params.size as u32),
             flags,
             lookup: vec![EMPTY; params.size],
+            available: Vec::new(),
             scratch: Scratch::default(),
             error: None,
         }
@@ -145,6 +149,9 @@ impl MaglevHashing {
     pub fn rebuild(&mut self, view: View<'_>) {
         let m = self.params.size;
         let destinations = view.destinations();
+        self.available.clear();
+        self.available
+            .extend(destinations.iter().map(|d| d.is_available()));
         self.error = None;
         if destinations.len() > m {
             self.error = Some(Error::TooManyDestinations {
@@ -238,9 +245,14 @@ impl Scheduler for MaglevHashing {
         self.rebuild(view);
     }
 
+    fn counters_changed(&mut self, view: View<'_>, index: usize) {
+        if let Some(slot) = self.available.get_mut(index) {
+            *slot = view.destinations()[index].is_available();
+        }
+    }
+
     fn schedule(&mut self, view: View<'_>, request: &Request) -> Option<usize> {
         let m = self.params.size as u32;
-        let destinations = view.destinations();
         let folded = view.fold(request.client.ip());
         let port = if self.flags.port {
             request.client.port()
@@ -252,7 +264,7 @@ impl Scheduler for MaglevHashing {
         if slot == EMPTY {
             return None;
         }
-        if destinations[slot as usize].is_available() {
+        if self.available[slot as usize] {
             return Some(slot as usize);
         }
         if !self.flags.fallback {
@@ -265,7 +277,7 @@ impl Scheduler for MaglevHashing {
             if slot == EMPTY {
                 return None;
             }
-            if destinations[slot as usize].is_available() {
+            if self.available[slot as usize] {
                 return Some(slot as usize);
             }
         }

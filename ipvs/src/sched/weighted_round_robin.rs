@@ -26,6 +26,9 @@ pub struct WeightedRoundRobin {
     mw: i64,
     /// Decrement: the gcd of the positive weights, or 1.
     di: i64,
+    /// Each destination's weight, or 0 while it is overloaded (a pass never
+    /// takes weight 0: `cw` is at least 1 while the list is walked).
+    effective: Vec<i64>,
 }
 
 fn gcd(mut a: i64, mut b: i64) -> i64 {
@@ -42,7 +45,19 @@ impl WeightedRoundRobin {
         WeightedRoundRobin::default()
     }
 
+    fn effective_weight(view: &View<'_>, index: usize) -> i64 {
+        let d = &view.destinations()[index];
+        if d.is_overloaded() {
+            0
+        } else {
+            i64::from(d.weight())
+        }
+    }
+
     fn recompute(&mut self, view: View<'_>) {
+        self.effective.clear();
+        self.effective
+            .extend((0..view.destinations().len()).map(|i| Self::effective_weight(&view, i)));
         let weights = view.destinations().iter().map(|d| i64::from(d.weight()));
         let di = weights
             .clone()
@@ -68,11 +83,16 @@ impl Scheduler for WeightedRoundRobin {
         }
     }
 
-    fn schedule(&mut self, view: View<'_>, _request: &Request) -> Option<usize> {
+    fn counters_changed(&mut self, view: View<'_>, index: usize) {
+        if index < self.effective.len() {
+            self.effective[index] = Self::effective_weight(&view, index);
+        }
+    }
+
+    fn schedule(&mut self, _view: View<'_>, _request: &Request) -> Option<usize> {
         if self.mw == 0 {
             return None;
         }
-        let destinations = view.destinations();
         let last = self.cursor;
         let mut stop: Option<usize> = None;
         let mut last_pass = false;
@@ -80,8 +100,8 @@ impl Scheduler for WeightedRoundRobin {
         let mut position = self.cursor;
         loop {
             let start = position.map_or(0, |p| p + 1);
-            for (i, d) in destinations.iter().enumerate().skip(start) {
-                if !d.is_overloaded() && i64::from(d.weight()) >= self.cw {
+            for (i, &weight) in self.effective.iter().enumerate().skip(start) {
+                if weight >= self.cw {
                     self.cursor = Some(i);
                     return Some(i);
                 }
