@@ -21,6 +21,9 @@ use lvskit_ipvs::sched::{
 
 const DESTINATIONS: usize = 1_000;
 
+/// A bench label, the scheduler's name, and the weight of destination `i`.
+type Case = (&'static str, &'static str, fn(usize) -> u32);
+
 fn destinations(weight: impl Fn(usize) -> u32) -> Vec<Destination> {
     (0..DESTINATIONS)
         .map(|i| {
@@ -53,7 +56,7 @@ fn requests() -> Vec<Request> {
 fn picks(c: &mut Criterion) {
     let requests = requests();
     let mut group = c.benchmark_group("ipvs_sched/pick_1000_destinations");
-    let cases: [(&str, &str, fn(usize) -> u32); 6] = [
+    let cases: [Case; 6] = [
         ("rr", "rr", |_| 1),
         ("wrr/equal_weights", "wrr", |_| 10),
         ("wrr/weights_1_to_4", "wrr", |i| (i % 4) as u32 + 1),
