@@ -484,3 +484,35 @@ async fn file_content_becomes_weight_or_state() {
         Outcome::Failure(ProbeError::File(_))
     ));
 }
+
+#[test]
+fn smtp_reply_parsing() {
+    use lvskit_healthcheck::probe::smtp::parse_reply;
+    assert_eq!(
+        parse_reply(b"220 ready\r\n").unwrap(),
+        (220, "220 ready".into())
+    );
+    assert_eq!(parse_reply(b"250-a\r\n250-b\r\n250 c\r\n").unwrap().0, 250);
+    assert_eq!(parse_reply(b"220\r\n").unwrap().0, 220);
+    for bad in [
+        &b""[..],
+        b"220 no newline",
+        b"22 x\r\n",
+        b"abc ok\r\n",
+        b"250-a\r\n251 b\r\n",
+        b"250xok\r\n",
+    ] {
+        assert!(
+            parse_reply(bad).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let mut long = vec![b'2'; 3];
+    long.extend(std::iter::repeat_n(b'x', 1000));
+    long.extend(b"\r\n");
+    assert!(
+        parse_reply(&long).is_err(),
+        "lines over 512 bytes are refused"
+    );
+}

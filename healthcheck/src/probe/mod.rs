@@ -6,7 +6,7 @@ pub mod file;
 pub mod http;
 pub mod misc;
 pub(crate) mod ping;
-pub(crate) mod smtp;
+pub mod smtp;
 pub(crate) mod socket;
 pub(crate) mod tcp;
 pub(crate) mod tls;

@@ -56,6 +56,16 @@ async fn read_reply<R: AsyncBufReadExt + Unpin>(
     })
 }
 
+/// Parses the first reply in `bytes` as the SMTP checker would read it
+/// from a server (fuzz entry point; never panics).
+pub fn parse_reply(bytes: &[u8]) -> Result<(u16, String), ProbeError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| ProbeError::Io(crate::error::IoFailure::new("runtime", &e)))?;
+    let mut reader = bytes;
+    runtime.block_on(read_reply(&mut reader, "banner"))
+}
+
 async fn expect<R: AsyncBufReadExt + Unpin>(
     reader: &mut R,
     stage: &'static str,
