@@ -110,7 +110,8 @@ fn netns_ping_tcp_bind_if_and_silent_peer() {
             Outcome::Failure(ProbeError::Timeout(Duration::from_millis(800)))
         );
         assert!(
-            elapsed >= Duration::from_millis(800) && elapsed < Duration::from_millis(1500),
+            // Bounded: the timeout plus scheduling slack on a loaded machine.
+            elapsed >= Duration::from_millis(800) && elapsed < Duration::from_millis(3000),
             "{elapsed:?}"
         );
     }
