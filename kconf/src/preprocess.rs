@@ -1013,6 +1013,10 @@ impl<'a> Pre<'a> {
 
     /// After expansion: include, or split at braces and emit items.
     fn emit(&mut self, st: SText, origin: LineOrigin, path: &Path) {
+        // An expansion can leave nothing.
+        if st.s.is_empty() {
+            return;
+        }
         if let Some((flags, rest)) = include_directive(&st.s) {
             let pattern = st.s[rest..].trim_start_matches([' ', '\t']).to_string();
             let span = self.span(origin, st.col(0), st.s.len() as u32);
@@ -1729,6 +1733,13 @@ mod tests {
         let b = pre(&commented);
         assert_eq!(a.items, b.items);
         assert!(a.items.len() > 10);
+    }
+
+    #[test]
+    fn expansion_to_nothing_is_no_line() {
+        // Found by the fuzzer: a definition expanding to an empty line.
+        let p = pre("$E=\n$E\n${E}\nk\n");
+        assert_eq!(render(&p), ["k"]);
     }
 
     #[test]
