@@ -593,12 +593,14 @@ impl<'a> Run<'a> {
         self.pause(self.settle());
         self.phase("preempt", back);
 
-        // Phase 4: app1 stops.
-        let down = SystemTime::now();
+        // Phase 4: app1 stops. The check bound runs from the moment the
+        // process is gone.
+        let phase_start = SystemTime::now();
         if let Some(mut app) = self.apps[0].take() {
             app.signal(Signal::SIGTERM);
             app.wait_timeout(Duration::from_secs(10))?;
         }
+        let down = SystemTime::now();
         let app1 = self.topology.apps[0];
         self.say("app1 stopped (SIGTERM: it removed its VIP and closed :80)");
         let bound = self.topology.removal_bound();
@@ -610,9 +612,9 @@ impl<'a> Run<'a> {
             secs(removed.duration_since(down).unwrap_or_default()),
             secs(bound)
         ));
-        self.window("app1 down, not yet removed", down, removed);
+        self.window("app1 down, not yet removed", phase_start, removed);
         self.pause(self.settle());
-        self.phase("app1 down", down);
+        self.phase("app1 down", phase_start);
 
         // Phase 5: app1 returns.
         let up_start = SystemTime::now();
