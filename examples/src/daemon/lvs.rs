@@ -174,7 +174,13 @@ pub fn sync_settings(config: &kconf::Config) -> Result<Option<SyncSettings>> {
     let (Some(interface), Some(instance)) = (directive.args.first(), directive.args.get(1)) else {
         bail!("lvs_sync_daemon needs an interface and a VRRP instance");
     };
-    let mut sync_id = 0;
+    // keepalived's default sync id is the instance's virtual_router_id.
+    let mut sync_id = config
+        .vrrp_instances
+        .iter()
+        .find(|vi| &vi.name == instance)
+        .and_then(|vi| vi.virtual_router_id)
+        .map_or(0, u32::from);
     let mut rest = directive.args[2..].iter();
     while let Some(word) = rest.next() {
         if word == "id" {
@@ -552,4 +558,61 @@ fn build(plans: Vec<VirtualServerPlan>, carried: &CheckState) -> Built {
 fn spawn_runner(scheduler: Scheduler, events: mpsc::Sender<Event>) -> tokio::task::JoinHandle<()> {
     let lateness = Arc::new(Mutex::new(lvskit_healthcheck::runner::Lateness::default()));
     tokio::spawn(lvskit_healthcheck::runner::run(scheduler, events, lateness))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> kconf::Config {
+        lvskit_kconf::parse_str(text, &lvskit_kconf::Options::offline()).config
+    }
+
+    #[test]
+    fn the_lab_config_maps_to_one_persistent_dr_service() {
+        let text = crate::lab::Topology::new(2, 4).keepalived_conf(0, &[10, 20]);
+        let plans = plan(&parse(&text)).unwrap();
+        assert_eq!(plans.len(), 1);
+        let vs = &plans[0];
+        assert_eq!(vs.name(), "[10.0.0.100]:tcp:80");
+        assert_eq!(vs.service.scheduler, SchedulerName::Rr);
+        assert!(vs.service.flags.contains(ServiceFlags::PERSISTENT));
+        assert_eq!(vs.service.timeout, 50);
+        assert_eq!(vs.forwarding, ForwardingMethod::DirectRoute);
+        let weights: Vec<u32> = vs.pool.real_servers.iter().map(|r| r.weight).collect();
+        assert_eq!(weights, [10, 20]);
+        let check = &vs.checks[1][0];
+        assert_eq!(check.destination(), "10.0.0.12:80".parse().unwrap());
+        assert_eq!(
+            check.connect.connect_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(check.timing.delay_loop, std::time::Duration::from_secs(6));
+    }
+
+    #[test]
+    fn sync_daemon_id_defaults_to_the_instance_vrid_as_in_keepalived() {
+        let text = crate::lab::Topology::new(2, 4).keepalived_conf(1, &[10, 10]);
+        let sync = sync_settings(&parse(&text)).unwrap().unwrap();
+        assert_eq!(sync.interface, "eth0");
+        assert_eq!(sync.instance, "VI_1");
+        assert_eq!(sync.sync_id, 51);
+        let explicit = text.replace(
+            "lvs_sync_daemon eth0 VI_1",
+            "lvs_sync_daemon eth0 VI_1 id 7",
+        );
+        assert_eq!(
+            sync_settings(&parse(&explicit)).unwrap().unwrap().sync_id,
+            7
+        );
+    }
+
+    #[test]
+    fn unsupported_checkers_are_refused_by_name() {
+        let text = crate::lab::Topology::new(2, 4)
+            .keepalived_conf(0, &[10, 10])
+            .replacen("TCP_CHECK {", "HTTP_GET {\n            url {\n                path /\n                status_code 200\n            }", 1);
+        let error = plan(&parse(&text)).unwrap_err().to_string();
+        assert!(error.contains("only TCP_CHECK"), "{error}");
+    }
 }
