@@ -436,3 +436,17 @@ fn desired_state_from_json() {
     let again: Desired = serde_json::from_str(&serde_json::to_string(&desired).unwrap()).unwrap();
     assert_eq!(again, desired);
 }
+
+/// Found by the fuzz target: a NOOP message whose length field covers
+/// bytes the decoder drops must still serialise without panicking.
+#[test]
+fn decoded_noop_with_long_length_serialises() {
+    let mut bytes = vec![0u8; 104];
+    bytes[0] = 104;
+    bytes[4] = 1; // NLMSG_NOOP
+    for m in decode_datagram(&bytes).unwrap() {
+        let mut out = vec![0u8; m.buffer_len()];
+        m.serialize(&mut out);
+        assert_eq!(out.len(), 16);
+    }
+}

@@ -590,7 +590,8 @@ impl<S, N: FnMut(&mut S) -> Option<IpvsMessage>> Job for Sequence<S, N> {
 
 /// Parse every message of a datagram as an IPVS generic-netlink message
 /// (control messages are given as they are). Used by the fuzz target and the
-/// golden tests; never panics.
+/// golden tests; never panics, and what it returns serialises without
+/// panicking (header lengths are recomputed from the decoded payloads).
 pub fn decode_datagram(
     datagram: &[u8],
 ) -> Result<
@@ -602,9 +603,14 @@ pub fn decode_datagram(
     while offset < datagram.len() {
         let buf = NetlinkBuffer::new_checked(&datagram[offset..])?;
         let len = buf.length() as usize;
-        out.push(netlink_packet_core::NetlinkMessage::deserialize(
-            &datagram[offset..offset + len],
-        )?);
+        let mut message =
+            netlink_packet_core::NetlinkMessage::deserialize(&datagram[offset..offset + len])?;
+        // The header's length is recomputed from what was kept: a NOOP's
+        // payload is dropped by the decoder, and serialising a message whose
+        // length field exceeds its payload would panic in
+        // netlink-packet-core (found by the fuzz target).
+        message.finalize();
+        out.push(message);
         offset += (len + 3) & !3;
     }
     Ok(out)
