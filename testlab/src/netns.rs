@@ -437,8 +437,11 @@ impl Node {
                 "ip", "-j", "-6", "addr", "show", "dev", ifname, "scope", "link",
             ])?;
             let value: serde_json::Value = serde_json::from_str(&json).context("ip -j addr")?;
+            // `ip -j` may list an empty `{}` for an address it filtered out;
+            // only entries that carry an address count.
             let ready = addr_infos(&value).find(|info| {
-                info["tentative"].as_bool() != Some(true)
+                info["local"].is_string()
+                    && info["tentative"].as_bool() != Some(true)
                     && info["dadfailed"].as_bool() != Some(true)
             });
             if let Some(addr) = ready.and_then(|info| info["local"].as_str()) {

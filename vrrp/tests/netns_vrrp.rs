@@ -84,28 +84,6 @@ fn since(a: SystemTime, b: SystemTime) -> Duration {
     b.duration_since(a).unwrap_or(Duration::ZERO)
 }
 
-/// The link-local address of `eth0` once it is usable.
-///
-/// A local helper rather than `Node::link_local`: on this kernel
-/// `ip -j -6 addr show scope link` also lists an empty `{}` entry, which the
-/// testlab's helper takes for the answer and then finds no address in.
-fn link_local(node: &Node) -> Result<std::net::Ipv6Addr> {
-    let mut found = None;
-    wait_until("a link-local address", Duration::from_secs(5), || {
-        let text = node.run([
-            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
-        ])?;
-        found = text
-            .lines()
-            .filter(|line| !line.contains("tentative"))
-            .find_map(|line| line.split_whitespace().skip_while(|w| *w != "inet6").nth(1))
-            .and_then(|cidr| cidr.split('/').next())
-            .and_then(|address| address.parse().ok());
-        Ok(found.is_some())
-    })?;
-    found.context("link-local address")
-}
-
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 fn wait_until(
     what: &str,
@@ -464,8 +442,8 @@ fn interop(variant: Variant) -> Result<()> {
     let vip = variant.vip;
     let (ours, theirs): (IpAddr, IpAddr) = if variant.v6 {
         (
-            link_local(net.node(1))?.into(),
-            link_local(net.node(2))?.into(),
+            net.node(1).link_local("eth0")?.into(),
+            net.node(2).link_local("eth0")?.into(),
         )
     } else {
         ("10.0.0.1".parse()?, "10.0.0.2".parse()?)
@@ -810,20 +788,22 @@ fn netns_keepalived_tie() -> Result<()> {
         wait_until("both masters", Duration::from_secs(5), || {
             Ok(net.has_vip(1, vip)? && net.has_vip(2, vip)?)
         })?;
-        let healed = SystemTime::now();
         partition.remove()?;
         let winner = ours.max(theirs);
         let loser = ours.min(theirs);
         wait_until("the loser to drop the VIP", Duration::from_secs(3), || {
             Ok(!net.has_vip(loser, vip)?)
         })?;
+        // The loser sends its last advert before it removes the VIP, so from
+        // here on only the winner may speak (one interval of slack for an
+        // advert already on its way).
+        let settled = SystemTime::now() + Duration::from_millis(100);
         std::thread::sleep(Duration::from_secs(1));
         ensure!(
             net.has_vip(winner, vip)? && !net.has_vip(loser, vip)?,
             "the tie flapped"
         );
         let winner_ip: IpAddr = format!("10.0.0.{winner}").parse()?;
-        let settled = healed + Duration::from_millis(300);
         let adverts = net.adverts();
         ensure!(
             adverts.iter().any(|a| a.time > settled),
