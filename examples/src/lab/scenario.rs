@@ -662,6 +662,7 @@ impl<'a> Run<'a> {
         Ok(ScenarioData {
             kill,
             lb2_first,
+            back,
             lb1_back,
             down,
             removed,
@@ -828,7 +829,7 @@ impl<'a> Run<'a> {
             what: "lb1 comes back and preempts; lb2 stops advertising".into(),
             measured: format!(
                 "lb1 advertised {:.3} s after restart; {lb2_after} lb2 adverts after that",
-                secs(data.lb1_back.duration_since(data.kill).unwrap_or_default())
+                secs(data.lb1_back.duration_since(data.back).unwrap_or_default())
             ),
             passed: lb2_after == 0,
         });
@@ -945,6 +946,7 @@ struct ScenarioData {
     kill: SystemTime,
     #[allow(dead_code)] // kept for the report's narration
     lb2_first: SystemTime,
+    back: SystemTime,
     lb1_back: SystemTime,
     down: SystemTime,
     removed: SystemTime,
