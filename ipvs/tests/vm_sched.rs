@@ -19,11 +19,14 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use lvskit_ipvs::model::{SchedulerName, ServiceFlags};
-use lvskit_ipvs::sched::{AddressFamily, ConnectionState, Destination, Pool, Request, for_service};
+use lvskit_ipvs::sched::{
+    AddressFamily, ConnectionState, Destination, DestinationUpdate, Pool, Request, for_service,
+};
 use lvskit_testlab::{Lab, Node, vm};
 use socket2::{Domain, Socket, Type};
 
@@ -58,6 +61,9 @@ struct Case {
     /// Number of VIPs (one service each, same real servers).
     vips: u8,
     connections: usize,
+    /// Before connection `.0`, set the weight of real server `.1` to 0
+    /// (ipvsadm -e), in the kernel and in userspace.
+    quiesce: Option<(usize, u8)>,
 }
 
 fn case(scheduler: &str, weights: &[u32], connections: usize) -> Case {
@@ -68,6 +74,7 @@ fn case(scheduler: &str, weights: &[u32], connections: usize) -> Case {
         weights: weights.to_vec(),
         vips: 1,
         connections,
+        quiesce: None,
     }
 }
 
@@ -170,6 +177,27 @@ fn run_case(
     let mut streams = Vec::new();
     let now = Instant::now();
     for j in 0..case.connections {
+        if let Some((at, server)) = case.quiesce
+            && at == j
+        {
+            let rs = real_server(server);
+            for (k, pool) in pools.iter_mut().enumerate() {
+                let service = format!("{}:80", vip(n, k as u8 + 1));
+                let rs_text = rs.to_string();
+                ipvsadm(
+                    director,
+                    &["-e", "-t", &service, "-r", &rs_text, "-g", "-w", "0"],
+                )?;
+                pool.update(
+                    rs,
+                    DestinationUpdate {
+                        weight: 0,
+                        upper_threshold: 0,
+                        lower_threshold: 0,
+                    },
+                )?;
+            }
+        }
         let k = (j % usize::from(case.vips)) as u8 + 1;
         let from = SocketAddrV4::new(client(j), port_base + j as u16);
         let to = SocketAddrV4::new(vip(n, k), 80);
@@ -245,10 +273,15 @@ fn vm_userspace_schedulers_pick_what_the_kernel_picks() {
              for i in $(seq 1 16); do echo \"addr add 10.2.0.$i/32 dev lo\"; done | /usr/sbin/ip -batch -",
         )?;
         let listener = director.in_netns(|| TcpListener::bind(("0.0.0.0", 80)))??;
+        // The server ends stay open until their case is over (then they are
+        // dropped, so the descriptors of all cases do not pile up).
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let accepted = Arc::clone(&held);
         std::thread::spawn(move || {
-            let mut held = Vec::new();
             for stream in listener.incoming().flatten() {
-                held.push(stream);
+                if let Ok(mut held) = accepted.lock() {
+                    held.push(stream);
+                }
             }
         });
         let mut conns = ConnTable(
@@ -258,7 +291,7 @@ fn vm_userspace_schedulers_pick_what_the_kernel_picks() {
         );
 
         let mixed = [3, 1, 4, 1, 5, 9, 2, 6];
-        let port_flags = |name: &str, flags: &'static str, bits: ServiceFlags| Case {
+        let with_flags = |name: &str, flags: &'static str, bits: ServiceFlags| Case {
             flags,
             service_flags: bits,
             ..case(name, &mixed, 60)
@@ -268,13 +301,13 @@ fn vm_userspace_schedulers_pick_what_the_kernel_picks() {
             case("wrr", &mixed, 70),
             case("wrr", &[4, 6, 2, 8], 30),
             case("sh", &mixed, 60),
-            port_flags("sh", "sh-port", ServiceFlags::SH_PORT),
+            with_flags("sh", "sh-port", ServiceFlags::SH_PORT),
             Case {
                 vips: 4,
                 ..case("dh", &mixed, 24)
             },
             case("mh", &mixed, 60),
-            port_flags("mh", "mh-port", ServiceFlags::MH_PORT),
+            with_flags("mh", "mh-port", ServiceFlags::MH_PORT),
             case("fo", &[2, 7, 7, 3], 10),
             case("ovf", &[3, 1, 2], 12),
             case("lc", &[1, 2, 3], 30),
@@ -283,6 +316,33 @@ fn vm_userspace_schedulers_pick_what_the_kernel_picks() {
             case("nq", &mixed, 60),
             case("lblc", &[2, 1, 3], 30),
             case("lblcr", &[2, 1, 3], 30),
+            // An edit mid-run: rr keeps its cursor, wrr restarts from the
+            // list head, sh/mh without fallback answer "no destination" for
+            // the quiesced server's clients and with fallback probe on.
+            Case {
+                quiesce: Some((7, 2)),
+                ..case("rr", &[1, 1, 1, 1], 20)
+            },
+            Case {
+                quiesce: Some((9, 3)),
+                ..case("wrr", &mixed, 40)
+            },
+            Case {
+                quiesce: Some((20, 6)),
+                ..case("sh", &mixed, 60)
+            },
+            Case {
+                quiesce: Some((20, 6)),
+                ..with_flags("sh", "sh-fallback", ServiceFlags::SH_FALLBACK)
+            },
+            Case {
+                quiesce: Some((20, 6)),
+                ..case("mh", &mixed, 60)
+            },
+            Case {
+                quiesce: Some((20, 6)),
+                ..with_flags("mh", "mh-fallback", ServiceFlags::MH_FALLBACK)
+            },
         ];
         let mut compared = 0;
         let mut mismatches = Vec::new();
@@ -297,6 +357,9 @@ fn vm_userspace_schedulers_pick_what_the_kernel_picks() {
             );
             compared += picks;
             mismatches.extend(bad);
+            if let Ok(mut held) = held.lock() {
+                held.clear();
+            }
         }
         ensure!(
             mismatches.is_empty(),
