@@ -164,8 +164,13 @@ async fn dnsmasq() -> Dnsmasq {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("dnsmasq is installed (Debian package dnsmasq-base)");
-    let server = Dnsmasq {
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run dnsmasq ({e}): this tier-1 test needs Debian's \
+                 dnsmasq (package dnsmasq-base, apt-get install dnsmasq-base)"
+            )
+        });
+    let mut server = Dnsmasq {
         child,
         addr: SocketAddr::new(ip, port),
     };
@@ -175,6 +180,12 @@ async fn dnsmasq() -> Dnsmasq {
         timing(5, 0, 1),
     );
     for _ in 0..100 {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!(
+                "dnsmasq exited at startup ({status}) instead of serving on {}",
+                server.addr
+            );
+        }
         if run(&with_timeout(probe.clone(), 100)).await == OK {
             return server;
         }
@@ -338,8 +349,11 @@ async fn udp_silence_without_require_reply_is_up_and_with_it_times_out() {
 
 // ---- PING ----
 
+/// Tier 2 (as root): an ICMP socket needs CAP_NET_RAW, or a group in
+/// `net.ipv4.ping_group_range` (icmp(7)), which admits no group by default.
 #[tokio::test]
-async fn ping_loopback_v4_and_v6() {
+async fn netns_ping_loopback_v4_and_v6() {
+    lvskit_testlab::require_root();
     let v4 = spec(
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         CheckKind::Ping,
@@ -418,8 +432,10 @@ async fn misc_timeout_kills_the_script() {
     assert_eq!(t0.elapsed(), Duration::from_millis(1500));
 }
 
+/// Tier 2 (as root): switching to another uid needs CAP_SETUID.
 #[tokio::test]
-async fn misc_runs_as_the_given_user() {
+async fn netns_misc_runs_as_the_given_user() {
+    lvskit_testlab::require_root();
     let mut s = sh("test \"$(id -u):$(id -g)\" = 65534:65534", 5000, false);
     if let CheckKind::Misc(m) = &mut s.kind {
         m.user = Some((65534, 65534));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use lvskit_healthcheck::checker::Outcome;
 use lvskit_healthcheck::error::IoFailure;
-use lvskit_healthcheck::{CheckKind, Event, ProbeError};
+use lvskit_healthcheck::{CheckKind, CheckSpec, Event, ProbeError};
 use tokio::net::TcpListener;
 
 async fn listener() -> (TcpListener, SocketAddr) {
@@ -49,14 +49,31 @@ async fn bindto_sets_the_source_address() {
     let mut s = spec(addr, CheckKind::Tcp, timing(1, 0, 1));
     let src = unique_loopback();
     s.connect.bindto = Some(src);
-    let outcome = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
-    let (_conn, peer) = l.accept().await.unwrap();
+    let (peer, outcome) = accept_and_probe(&l, s).await;
     assert_eq!(peer.ip(), src);
-    assert_eq!(outcome.await.unwrap(), Outcome::Success { weight: None });
+    assert_eq!(outcome, Outcome::Success { weight: None });
 }
 
-#[tokio::test]
-async fn bind_port_bind_if_and_fwmark_apply() {
+/// Runs the probe for `s` while accepting on `l`: the peer address of the
+/// probe's connection and the probe's outcome. Never waits on `accept`
+/// alone: a probe that fails before connecting (e.g. EPERM on a socket
+/// option) would leave it waiting forever, so that ends the test with the
+/// probe's outcome instead.
+async fn accept_and_probe(l: &TcpListener, s: CheckSpec) -> (SocketAddr, Outcome) {
+    let mut probe = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
+    tokio::select! {
+        accepted = l.accept() => {
+            let (_conn, peer) = accepted.unwrap();
+            (peer, probe.await.unwrap())
+        }
+        outcome = &mut probe => panic!("the probe never connected: {:?}", outcome.unwrap()),
+    }
+}
+
+/// Probes a fresh listener from a free `bind_port` on a unique loopback
+/// source, tied to `lo` and marked with `fwmark` if given; asserts the
+/// connection came from that source and the probe succeeded.
+async fn bound_probe_succeeds(fwmark: Option<u32>) {
     let (l, addr) = listener().await;
     // Find a free source port by binding and releasing it.
     let src = unique_loopback();
@@ -69,11 +86,23 @@ async fn bind_port_bind_if_and_fwmark_apply() {
     s.connect.bindto = Some(src);
     s.connect.bind_port = Some(port);
     s.connect.bind_if = Some("lo".into());
-    s.connect.fwmark = Some(0x42);
-    let outcome = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
-    let (_conn, peer) = l.accept().await.unwrap();
+    s.connect.fwmark = fwmark;
+    let (peer, outcome) = accept_and_probe(&l, s).await;
     assert_eq!(peer, SocketAddr::new(src, port));
-    assert_eq!(outcome.await.unwrap(), Outcome::Success { weight: None });
+    assert_eq!(outcome, Outcome::Success { weight: None });
+}
+
+#[tokio::test]
+async fn bind_port_and_bind_if_apply_without_privileges() {
+    // SO_BINDTODEVICE needs no capability since Linux 5.7 (socket(7)).
+    bound_probe_succeeds(None).await;
+}
+
+/// Tier 2 (as root): `SO_MARK` needs CAP_NET_ADMIN (socket(7)).
+#[tokio::test]
+async fn netns_bind_port_bind_if_and_fwmark_apply() {
+    lvskit_testlab::require_root();
+    bound_probe_succeeds(Some(0x42)).await;
 }
 
 #[tokio::test]
@@ -99,9 +128,9 @@ async fn connect_ip_and_connect_port_override_the_target() {
     let mut s = spec(([127, 0, 0, 1], 9).into(), CheckKind::Tcp, timing(1, 0, 1));
     s.connect.connect_ip = Some(addr.ip());
     s.connect.connect_port = Some(addr.port());
-    let outcome = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
-    let _ = l.accept().await.unwrap();
-    assert_eq!(outcome.await.unwrap(), Outcome::Success { weight: None });
+    let (peer, outcome) = accept_and_probe(&l, s).await;
+    assert!(peer.ip().is_loopback());
+    assert_eq!(outcome, Outcome::Success { weight: None });
 }
 
 #[tokio::test(start_paused = true)]

@@ -28,6 +28,7 @@ const PACKAGES: &[&str] = &[
     "keepalived",
     "tshark",
     "iputils-ping",
+    "dnsmasq-base",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
