@@ -275,6 +275,12 @@ impl<'a> Run<'a> {
         }
         for (node, address) in lbs.iter().zip(topology.directors) {
             node.add_addr("eth0", &format!("{address}/24"))?;
+            // A connection entry whose real server was removed keeps
+            // forwarding to it (kernel default 0): a client that reuses a
+            // port of such an entry would be sent to the dead app. The
+            // usual LVS setting drops the entry on the next packet instead
+            // (Documentation/networking/ipvs-sysctl.rst).
+            node.sysctl("net.ipv4.vs.expire_nodest_conn", "1")?;
         }
         for (node, address) in apps.iter().zip(&topology.apps) {
             node.add_addr("eth0", &format!("{address}/24"))?;
