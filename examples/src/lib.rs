@@ -9,3 +9,9 @@
 pub mod app;
 pub mod daemon;
 pub mod lab;
+
+/// The README's library examples, compiled and run as doctests so that they
+/// stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
