@@ -97,6 +97,7 @@ mod cpio;
 pub mod fault;
 pub mod keepalived;
 mod netns;
+pub mod packages;
 mod process;
 pub mod reap;
 pub mod vm;

@@ -104,6 +104,9 @@ pub fn host_has_ipvs() -> bool {
 /// Runs the lab: here, or in the VM. Returns whether every expectation
 /// held.
 pub fn run(options: &Options) -> Result<bool> {
+    // A fresh Debian machine needs nothing beyond this command: qemu, the
+    // initramfs tools, keepalived, ipvsadm, nft and tshark come from apt.
+    lvskit_testlab::packages::ensure_installed(lvskit_testlab::packages::LAB)?;
     let here = match options.vm {
         VmChoice::Never => true,
         VmChoice::Always => false,

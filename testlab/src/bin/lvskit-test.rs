@@ -16,21 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-/// Debian packages the tiers need.
-const PACKAGES: &[&str] = &[
-    "qemu-system-x86",
-    "busybox-static",
-    "kmod",
-    "cpio",
-    "iproute2",
-    "nftables",
-    "ipvsadm",
-    "keepalived",
-    "tshark",
-    "iputils-ping",
-    "dnsmasq-base",
-];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tier {
     Unit,
@@ -117,7 +102,7 @@ fn run() -> Result<ExitCode> {
     std::env::set_current_dir(&workspace)?;
 
     if root {
-        install_packages()?;
+        lvskit_testlab::packages::ensure_installed(lvskit_testlab::packages::LAB)?;
     } else {
         println!(
             "lvskit-test: not root: packages are not installed, tiers 2 and 3 will be skipped"
@@ -213,56 +198,6 @@ fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
         || Path::new("/usr/sbin").join(tool).is_file()
-}
-
-fn installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${db:Status-Status}", package])
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout == b"installed")
-}
-
-fn apt_get(args: &[&str]) -> Result<bool> {
-    println!("lvskit-test: apt-get {}", args.join(" "));
-    Ok(Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .status()
-        .context("run apt-get")?
-        .success())
-}
-
-fn lists_are_empty() -> bool {
-    std::fs::read_dir("/var/lib/apt/lists").map_or(true, |dir| {
-        !dir.flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
-    })
-}
-
-fn install_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
-    if missing.is_empty() {
-        println!(
-            "lvskit-test: all {} Debian packages are installed",
-            PACKAGES.len()
-        );
-        return Ok(());
-    }
-    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
-    install.extend(&missing);
-    if lists_are_empty() {
-        apt_get(&["update", "-q"])?;
-    }
-    if !apt_get(&install)? {
-        // Stale package lists are the usual cause.
-        apt_get(&["update", "-q"])?;
-        if !apt_get(&install)? {
-            bail!("cannot install {}", missing.join(" "));
-        }
-    }
-    Ok(())
 }
 
 /// Counts the tests of a tier that cannot run, and says why.
