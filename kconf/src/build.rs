@@ -18,12 +18,24 @@ const TIMER_U32_MAX_SECS: f64 = 4294.967295;
 
 /// Builds the model from the tree.
 pub fn build(nodes: &[Node], diags: &mut Vec<Diagnostic>) -> Config {
-    let mut b = Builder { diags };
+    let mut b = Builder {
+        diags,
+        retry_given_above: false,
+    };
     b.config(nodes)
 }
 
 struct Builder<'a> {
     diags: &'a mut Vec<Diagnostic>,
+    /// Whether the virtual or real server being built sets `retry`: the
+    /// checker-specific default (DNS_CHECK 3, MISC_CHECK 0) applies only
+    /// when no level does.
+    retry_given_above: bool,
+}
+
+/// Whether a block sets `retry` itself.
+fn sets_retry(n: &Node) -> bool {
+    n.body.nodes().iter().any(|m| m.name() == "retry")
 }
 
 /// Converts a node to a kept directive (no positions).
@@ -1019,6 +1031,7 @@ impl Builder<'_> {
             ServiceAddress::Address { port, .. } => port,
             _ => 0,
         };
+        self.retry_given_above = sets_retry(n);
         for m in n.body.nodes() {
             if m.name() == "real_server"
                 && let Some(rs) = self.real_server(m, &vs, vs_port)
@@ -1026,6 +1039,7 @@ impl Builder<'_> {
                 vs.real_servers.push(rs);
             }
         }
+        self.retry_given_above = false;
         if vs.real_servers.is_empty() {
             self.error(
                 Code::Semantic,
@@ -1088,6 +1102,8 @@ impl Builder<'_> {
                 _ => self.keep(m, &mut rs.extra),
             }
         }
+        let vs_retry = self.retry_given_above;
+        self.retry_given_above = vs_retry || sets_retry(n);
         for m in n.body.nodes() {
             let c = match m.name() {
                 "TCP_CHECK" => self.checker(m, &rs, CheckerKind::Tcp),
@@ -1119,6 +1135,7 @@ impl Builder<'_> {
             };
             rs.checkers.push(c);
         }
+        self.retry_given_above = vs_retry;
         Some(rs)
     }
 
@@ -1202,6 +1219,13 @@ impl Builder<'_> {
             }
         }
         // Defaults that depend on the checker kind.
+        if !self.retry_given_above && !sets_retry(n) {
+            match kind {
+                CheckerKind::Dns(_) => c.timing.retry = 3,
+                CheckerKind::Misc(_) => c.timing.retry = 0,
+                _ => {}
+            }
+        }
         if c.timing.delay_before_retry.is_none() {
             c.timing.delay_before_retry = Some(match kind {
                 CheckerKind::Http(_) | CheckerKind::Ssl(_) => Duration::from_secs(3),
@@ -1384,6 +1408,52 @@ pub fn shell_split(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::shell_split;
+    use crate::model::CheckerKind;
+
+    /// The `retry` of each checker of the only real server in `text`.
+    fn retries(text: &str) -> Vec<(String, u32)> {
+        let config = crate::parse_str(text, &crate::Options::offline()).config;
+        config.virtual_servers[0].real_servers[0]
+            .checkers
+            .iter()
+            .map(|c| {
+                let kind = match c.kind {
+                    CheckerKind::Dns(_) => "DNS",
+                    CheckerKind::Misc(_) => "MISC",
+                    _ => "other",
+                };
+                (kind.to_owned(), c.timing.retry)
+            })
+            .collect()
+    }
+
+    fn with_checkers(vs_extra: &str, rs_extra: &str) -> String {
+        format!(
+            "virtual_server 10.0.0.1 53 {{\n protocol UDP\n lb_algo rr\n lb_kind DR\n {vs_extra}\n \
+             real_server 10.0.0.2 53 {{\n {rs_extra}\n \
+             DNS_CHECK {{\n }}\n MISC_CHECK {{\n misc_path /bin/true\n }}\n \
+             MISC_CHECK {{\n misc_path /bin/true\n retry 2\n }}\n TCP_CHECK {{\n }}\n }}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn retry_defaults_per_checker_unless_some_level_sets_it() {
+        let owned = |v: &[(&str, u32)]| -> Vec<(String, u32)> {
+            v.iter().map(|(k, r)| ((*k).to_owned(), *r)).collect()
+        };
+        assert_eq!(
+            retries(&with_checkers("", "")),
+            owned(&[("DNS", 3), ("MISC", 0), ("MISC", 2), ("other", 1)])
+        );
+        assert_eq!(
+            retries(&with_checkers("retry 4", "")),
+            owned(&[("DNS", 4), ("MISC", 4), ("MISC", 2), ("other", 4)])
+        );
+        assert_eq!(
+            retries(&with_checkers("", "retry 5")),
+            owned(&[("DNS", 5), ("MISC", 5), ("MISC", 2), ("other", 5)])
+        );
+    }
 
     #[test]
     fn shell_words() {

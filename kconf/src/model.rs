@@ -434,7 +434,8 @@ pub struct CheckTiming {
     pub delay_loop: Duration,
     /// `connect_timeout` (default 5 s).
     pub connect_timeout: Duration,
-    /// `retry` (default 1).
+    /// `retry` (default 1; for a checker that sets it nowhere, 3 for
+    /// DNS_CHECK and 0 for MISC_CHECK).
     pub retry: u32,
     /// `delay_before_retry` (default 1 s; 3 s for HTTP_GET/SSL_GET;
     /// `delay_loop` for DNS_CHECK).
