@@ -41,8 +41,8 @@ fn sets_retry(n: &Node) -> bool {
 /// Converts a node to a kept directive (no positions).
 pub fn directive(n: &Node) -> Directive {
     Directive {
-        keyword: n.keyword.text.to_string(),
-        args: n.args.iter().map(|t| t.text.to_string()).collect(),
+        keyword: n.keyword().text.to_string(),
+        args: n.args().iter().map(|t| t.text.to_string()).collect(),
         body: match &n.body {
             Body::None => DirectiveBody::None,
             Body::Values(v) => DirectiveBody::Values(
@@ -70,7 +70,7 @@ impl Builder<'_> {
             Severity::Warning,
             Code::NotSupported,
             None,
-            Some(n.keyword.span),
+            Some(n.keyword().span),
             format!(
                 "`{}` is not supported yet by lvskit: kept, not acted on",
                 n.name()
@@ -82,12 +82,12 @@ impl Builder<'_> {
     /// The argument at `i` (0 = first after the keyword). A missing one
     /// makes keepalived stop reading the configuration.
     fn arg<'n>(&mut self, n: &'n Node, i: usize) -> Option<&'n Token> {
-        let t = n.args.get(i);
+        let t = n.args().get(i);
         if t.is_none() {
             let mut d = Diagnostic::error(
                 Code::MissingParameter,
                 KeepalivedClass::MissingParameter,
-                n.keyword.span,
+                n.keyword().span,
                 format!(
                     "`{}` is missing a parameter at word position {}",
                     n.name(),
@@ -187,7 +187,7 @@ impl Builder<'_> {
 
     /// An optional boolean argument (`keyword [true|false]`); true if absent.
     fn flag(&mut self, n: &Node) -> bool {
-        match n.args.first().map(|t| t.text.as_str()) {
+        match n.args().first().map(|t| t.text.as_str()) {
             None | Some("true" | "on" | "yes") => true,
             Some("false" | "off" | "no") => false,
             Some(_) => true,
@@ -245,13 +245,13 @@ impl Builder<'_> {
     }
 
     fn name(&mut self, n: &Node, what: &str) -> String {
-        match n.args.first() {
+        match n.args().first() {
             Some(t) => t.text.to_string(),
             None => {
                 self.error(
                     Code::MissingParameter,
                     KeepalivedClass::General,
-                    n.keyword.span,
+                    n.keyword().span,
                     format!("{what} must have a name"),
                 );
                 String::new()
@@ -261,7 +261,7 @@ impl Builder<'_> {
 
     fn user_group(&mut self, n: &Node) -> Option<(String, Option<String>)> {
         let u = self.string(n, 0)?;
-        Some((u, n.args.get(1).map(|t| t.text.to_string())))
+        Some((u, n.args().get(1).map(|t| t.text.to_string())))
     }
 
     fn config(&mut self, nodes: &[Node]) -> Config {
@@ -328,12 +328,12 @@ impl Builder<'_> {
     fn global_defs(&mut self, n: &Node, g: &mut GlobalDefs) {
         for m in n.body.nodes() {
             match m.name() {
-                "router_id" => match m.args.first() {
+                "router_id" => match m.args().first() {
                     Some(t) => g.router_id = Some(t.text.to_string()),
                     None => self.error(
                         Code::MissingParameter,
                         KeepalivedClass::General,
-                        m.keyword.span,
+                        m.keyword().span,
                         "routerid name missing - ignoring",
                     ),
                 },
@@ -357,7 +357,7 @@ impl Builder<'_> {
                             );
                         }
                     }
-                    if let Some(p) = m.args.get(1).cloned()
+                    if let Some(p) = m.args().get(1).cloned()
                         && let Some(v) = self.number(&p, 1, 65535)
                     {
                         g.smtp_port = v as u16;
@@ -409,7 +409,7 @@ impl Builder<'_> {
                     if let Some(w) = self.unsigned(m, 0, -254, 254) {
                         s.weight = w as i32;
                     }
-                    s.weight_reverse = m.args.get(1).is_some_and(|t| t.text == "reverse");
+                    s.weight_reverse = m.args().get(1).is_some_and(|t| t.text == "reverse");
                 }
                 "rise" => {
                     if let Some(v) = self.unsigned(m, 0, 1, i64::from(u32::MAX)) {
@@ -431,7 +431,7 @@ impl Builder<'_> {
             self.error(
                 Code::Semantic,
                 KeepalivedClass::General,
-                n.keyword.span,
+                n.keyword().span,
                 format!("no script set for vrrp_script {} - removing", s.name),
             );
         }
@@ -737,7 +737,7 @@ impl Builder<'_> {
         } else {
             InitialState::Backup
         });
-        let span = n.keyword.span;
+        let span = n.keyword().span;
         if v.virtual_router_id.is_none() {
             self.error(
                 Code::Semantic,
@@ -843,7 +843,7 @@ impl Builder<'_> {
                         first.span,
                         format!("virtual server address missing or invalid: '{text}'"),
                     )
-                    .with_label(n.keyword.span, "this virtual server is skipped");
+                    .with_label(n.keyword().span, "this virtual server is skipped");
                     d.help = Some(if text.parse::<u16>().is_ok() {
                         format!(
                             "write the virtual IP before the port: `virtual_server <IP> {text}`"
@@ -854,7 +854,7 @@ impl Builder<'_> {
                     self.push(d);
                     return None;
                 };
-                let port = match n.args.get(1).cloned() {
+                let port = match n.args().get(1).cloned() {
                     Some(p) => self.number(&p, 0, 65535)? as u16,
                     None => 0,
                 };
@@ -942,7 +942,7 @@ impl Builder<'_> {
                         continue;
                     };
                     if let Some(ip) = self.ip(&t, "sorry server") {
-                        let port = match m.args.get(1).cloned() {
+                        let port = match m.args().get(1).cloned() {
                             Some(p) => self.number(&p, 0, 65535).unwrap_or(0) as u16,
                             None => 0,
                         };
@@ -982,7 +982,7 @@ impl Builder<'_> {
             ServiceAddress::Fwmark(f) => format!("FWM {f}"),
             ServiceAddress::Group(g) => format!("group {g}"),
         };
-        let span = n.keyword.span;
+        let span = n.keyword().span;
         let fwmark = matches!(service, ServiceAddress::Fwmark(_));
         if proto && fwmark {
             self.error(
@@ -1069,7 +1069,7 @@ impl Builder<'_> {
             self.push(d);
             return None;
         };
-        let port = match n.args.get(1).cloned() {
+        let port = match n.args().get(1).cloned() {
             Some(p) => self.number(&p, 0, 65535)? as u16,
             None => vs_port,
         };
@@ -1187,11 +1187,7 @@ impl Builder<'_> {
                 ("helo_name", CheckerKind::Smtp(s)) => s.helo_name = self.string(m, 0),
                 ("host", CheckerKind::Smtp(s)) => {
                     // Same keywords and checks as a checker's own connection.
-                    let probe = Node {
-                        body: m.body.clone(),
-                        ..m.clone()
-                    };
-                    let _ = self.checker(&probe, rs, CheckerKind::Tcp);
+                    let _ = self.checker(m, rs, CheckerKind::Tcp);
                     s.hosts.push(m.body.nodes().iter().map(directive).collect());
                 }
                 ("type", CheckerKind::Dns(d)) => {
@@ -1248,7 +1244,7 @@ impl Builder<'_> {
                 "digest" => u.digest = self.string(m, 0),
                 "status_code" => u
                     .status_code
-                    .extend(m.args.iter().map(|t| t.text.to_string())),
+                    .extend(m.args().iter().map(|t| t.text.to_string())),
                 "virtualhost" => u.virtualhost = self.string(m, 0),
                 _ => self.keep(m, &mut u.extra),
             }
@@ -1302,7 +1298,7 @@ impl Builder<'_> {
                 .iter()
                 .filter(|n| n.name() == "vrrp_instance")
                 .nth(i)
-                .map(|n| n.keyword.span);
+                .map(|n| n.keyword().span);
             let Some(span) = span else { continue };
             for t in &inst.track_script {
                 let ok = c

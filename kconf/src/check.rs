@@ -65,20 +65,20 @@ pub fn check(config: &Config, nodes: &[Node], machine: &dyn Machine, diags: &mut
     let find = |kw: &str, name: &str| -> Option<Span> {
         nodes
             .iter()
-            .find(|n| n.name() == kw && n.args.first().is_some_and(|a| a.text == name))
-            .map(|n| n.keyword.span)
+            .find(|n| n.name() == kw && n.args().first().is_some_and(|a| a.text == name))
+            .map(|n| n.keyword().span)
     };
     let mut missing_if = false;
     for inst in &config.vrrp_instances {
         let span = find("vrrp_instance", &inst.name);
         let Some(span) = span else { continue };
         let inner = nodes.iter().find(|n| {
-            n.name() == "vrrp_instance" && n.args.first().is_some_and(|a| a.text == inst.name)
+            n.name() == "vrrp_instance" && n.args().first().is_some_and(|a| a.text == inst.name)
         });
         let sub_span = |kw: &str| {
             inner
                 .and_then(|n| n.body.nodes().iter().find(|m| m.name() == kw))
-                .map(|m| m.keyword.span)
+                .map(|m| m.keyword().span)
                 .unwrap_or(span)
         };
         if let Some(ifname) = &inst.interface
@@ -189,7 +189,7 @@ pub fn check(config: &Config, nodes: &[Node], machine: &dyn Machine, diags: &mut
             scripts.push((sc, span, true));
         }
     }
-    let span0 = nodes.first().map(|n| n.keyword.span);
+    let span0 = nodes.first().map(|n| n.keyword().span);
     let Some(span0) = span0 else { return };
     let notifiers = config
         .vrrp_instances

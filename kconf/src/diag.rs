@@ -210,15 +210,24 @@ pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String {
     use codespan_reporting::files::SimpleFiles;
     use codespan_reporting::term::{self, Config};
 
+    // Only the files the diagnostics point into: codespan indexes the lines
+    // of each file it is given, which costs as much as reading it again.
     let mut files = SimpleFiles::new();
-    let mut ids = Vec::new();
-    for f in sources.files() {
-        ids.push(files.add(f.path.display().to_string(), f.text.clone()));
+    let mut ids: Vec<Option<usize>> = vec![None; sources.files().len()];
+    let spans = diagnostics
+        .iter()
+        .flat_map(|d| d.span.iter().chain(d.labels.iter().map(|(s, _)| s)));
+    for span in spans {
+        if let (Some(slot), Some(f)) = (ids.get_mut(span.file.0 as usize), sources.get(span.file))
+            && slot.is_none()
+        {
+            *slot = Some(files.add(f.path.display().to_string(), f.text.as_str()));
+        }
     }
     let label = |span: &Span, primary: bool, text: &str| -> Option<Label<usize>> {
         let file = sources.get(span.file)?;
         let range = file.byte_range(span);
-        let id = *ids.get(span.file.0 as usize)?;
+        let id = (*ids.get(span.file.0 as usize)?)?;
         let l = if primary {
             Label::primary(id, range)
         } else {

@@ -6,6 +6,10 @@
 //! unknown keyword. Which keywords open a block was taken from
 //! keepalived.conf(5).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::LazyLock;
+
 use crate::tree::{Context, Kind};
 
 static TOP: &[(&str, Kind)] = &[
@@ -583,12 +587,44 @@ fn table(ctx: Context) -> &'static [(&'static str, Kind)] {
 }
 
 /// What `keyword` is in `ctx`, or `None` if keepalived does not know it there.
+///
+/// Looked up once per configuration line: a hash of the word and one
+/// comparison, instead of a binary search's half a dozen.
 pub fn lookup(ctx: Context, keyword: &str) -> Option<Kind> {
-    let t = table(ctx);
-    t.binary_search_by(|(k, _)| k.cmp(&keyword))
-        .ok()
-        .map(|i| t[i].1)
+    static MAPS: LazyLock<Vec<HashMap<&'static str, Kind, BuildFnv>>> = LazyLock::new(|| {
+        Context::ALL
+            .iter()
+            .map(|c| table(*c).iter().copied().collect())
+            .collect()
+    });
+    // `Context::ALL` lists the contexts in declaration order (tested).
+    MAPS.get(ctx as usize)?.get(keyword).copied()
 }
+
+/// FNV-1a: keywords are short, so a simple byte-at-a-time hash beats
+/// SipHash here, and the key set is fixed (no hash flooding).
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type BuildFnv = BuildHasherDefault<Fnv>;
 
 /// All keywords of `ctx`.
 pub fn all(ctx: Context) -> impl Iterator<Item = &'static str> {
@@ -605,6 +641,23 @@ mod tests {
             let t = table(ctx);
             assert!(t.windows(2).all(|w| w[0].0 < w[1].0), "{ctx:?}");
             assert!(!t.is_empty(), "{ctx:?}");
+        }
+    }
+
+    #[test]
+    fn contexts_are_listed_in_declaration_order() {
+        for (i, ctx) in Context::ALL.iter().enumerate() {
+            assert_eq!(*ctx as usize, i, "{ctx:?}");
+        }
+    }
+
+    #[test]
+    fn every_table_entry_is_found_and_nothing_else() {
+        for ctx in Context::ALL {
+            for (k, kind) in table(ctx) {
+                assert_eq!(lookup(ctx, k), Some(*kind), "{ctx:?} {k}");
+                assert_eq!(lookup(ctx, &format!("{k}x")), None, "{ctx:?} {k}x");
+            }
         }
     }
 

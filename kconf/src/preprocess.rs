@@ -180,7 +180,10 @@ impl SText {
     }
 }
 
-const WHITE: &[char] = &[' ', '\t', '\x0c', '\n', '\r', '\x0b'];
+/// The bytes C's `isspace` accepts, which separate words.
+fn is_white(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\x0c' | b'\n' | b'\r' | b'\x0b')
+}
 
 fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -1132,11 +1135,11 @@ impl<'a> Pre<'a> {
                     let mut j = 0;
                     let pb = piece.as_bytes();
                     while j < pb.len() {
-                        while j < pb.len() && WHITE.contains(&(pb[j] as char)) {
+                        while j < pb.len() && is_white(pb[j]) {
                             j += 1;
                         }
                         let start = j;
-                        while j < pb.len() && !WHITE.contains(&(pb[j] as char)) {
+                        while j < pb.len() && !is_white(pb[j]) {
                             j += 1;
                         }
                         if j > start {
@@ -1184,7 +1187,7 @@ impl<'a> Pre<'a> {
         let b = s.as_bytes();
         let mut i = 0;
         while i < b.len() {
-            while i < b.len() && WHITE.contains(&(b[i] as char)) {
+            while i < b.len() && is_white(b[i]) {
                 i += 1;
             }
             if i >= b.len() {
@@ -1215,7 +1218,7 @@ impl<'a> Pre<'a> {
                 }
             } else {
                 let start = i;
-                while i < b.len() && !WHITE.contains(&(b[i] as char)) && b[i] != b'"' {
+                while i < b.len() && !is_white(b[i]) && b[i] != b'"' {
                     i += 1;
                 }
                 out.push(Token {
@@ -1337,19 +1340,30 @@ fn exact_copy(scratch: &mut Vec<Token>) -> Vec<Token> {
 
 /// Whether a line needs none of the preprocessor's work: no comment,
 /// quote, escape or definition characters, no `@`/`~` line, no include.
+///
+/// A brace starts a new logical line in keepalived, so after one an `@`,
+/// `~` or `include` would be a directive again: such lines take the general
+/// path too.
 fn is_plain(line: &str) -> bool {
     let t = line.trim_start_matches([' ', '\t']);
-    !t.starts_with(['@', '~'])
-        && !line
-            .bytes()
-            .any(|c| matches!(c, b'#' | b'!' | b'"' | b'\\' | b'$'))
-        && !line.contains("include")
+    if t.starts_with(['@', '~']) || t.starts_with("include") {
+        return false;
+    }
+    let mut brace = false;
+    for c in line.bytes() {
+        match c {
+            b'#' | b'!' | b'"' | b'\\' | b'$' => return false,
+            b'{' | b'}' => brace = true,
+            _ => {}
+        }
+    }
+    !brace || !(line.contains(['@', '~']) || line.contains("include"))
 }
 
 /// Keywords whose line text is kept in [`Line::raw`]: the script keywords,
 /// which keepalived re-splits with shell quoting.
 pub fn keeps_raw(keyword: &str) -> bool {
-    keyword.contains("script")
+    keyword.as_bytes().windows(6).any(|w| w == b"script")
         || keyword.starts_with("notify")
         || matches!(keyword, "misc_path" | "quorum_up" | "quorum_down")
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -45,26 +46,35 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The file's text (invalid UTF-8 replaced by U+FFFD).
     pub text: String,
-    line_starts: Vec<usize>,
+    /// Byte offset of each line's start, indexed when a diagnostic is
+    /// rendered (most parses render none).
+    line_starts: OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
     fn new(path: PathBuf, text: String) -> SourceFile {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         SourceFile {
             path,
             text,
-            line_starts,
+            line_starts: OnceLock::new(),
         }
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            let newlines = self.text.bytes().enumerate().filter(|(_, b)| *b == b'\n');
+            std::iter::once(0)
+                .chain(newlines.map(|(i, _)| i + 1))
+                .collect()
+        })
     }
 
     /// Byte range of a span in this file's text, clamped to the text.
     pub fn byte_range(&self, span: &Span) -> std::ops::Range<usize> {
-        let line = (span.line.max(1) as usize - 1).min(self.line_starts.len() - 1);
-        let start_of_line = self.line_starts[line];
-        let end_of_line = self
-            .line_starts
+        let line_starts = self.line_starts();
+        let line = (span.line.max(1) as usize - 1).min(line_starts.len() - 1);
+        let start_of_line = line_starts[line];
+        let end_of_line = line_starts
             .get(line + 1)
             .copied()
             .unwrap_or(self.text.len());

@@ -152,10 +152,9 @@ pub enum Kind {
 /// One keyword line, with its block if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// The keyword.
-    pub keyword: Token,
-    /// The words after the keyword.
-    pub args: Vec<Token>,
+    /// The line's words: the keyword, then its arguments (never empty).
+    /// One vector for both, moved from the preprocessed line as it is.
+    pub words: Vec<Token>,
     /// The whole line as written (script keywords re-split it).
     pub raw: String,
     /// The block that follows, if any.
@@ -165,7 +164,17 @@ pub struct Node {
 impl Node {
     /// The keyword text.
     pub fn name(&self) -> &str {
-        &self.keyword.text
+        &self.keyword().text
+    }
+
+    /// The keyword.
+    pub fn keyword(&self) -> &Token {
+        &self.words[0]
+    }
+
+    /// The words after the keyword.
+    pub fn args(&self) -> &[Token] {
+        &self.words[1..]
     }
 }
 
@@ -198,11 +207,20 @@ impl Body {
     }
 }
 
+/// An open block: its keyword line and the nodes read so far.
 struct Frame {
     ctx: Context,
-    keyword: Token,
+    /// The keyword and its arguments.
+    words: Vec<Token>,
+    raw: String,
     open: Option<Span>,
     nodes: Vec<Node>,
+}
+
+impl Frame {
+    fn keyword(&self) -> &Token {
+        &self.words[0]
+    }
 }
 
 /// Groups items into a tree of nodes, reporting brace and keyword problems.
@@ -241,7 +259,8 @@ impl Builder<'_> {
         };
         let mut stack: Vec<Frame> = vec![Frame {
             ctx: Context::Top,
-            keyword: top_token,
+            words: vec![top_token],
+            raw: String::new(),
             open: None,
             nodes: Vec::new(),
         }];
@@ -275,7 +294,7 @@ impl Builder<'_> {
         }
         // End of input with blocks still open.
         while stack.len() > 1 {
-            let f = stack.last().map(|f| (f.open, f.keyword.clone()));
+            let f = stack.last().map(|f| (f.open, f.keyword().clone()));
             if let Some((open, kw)) = f {
                 self.report_unclosed(open, &kw, None);
             }
@@ -354,7 +373,7 @@ impl Builder<'_> {
                     while stack.len() > target + 1 {
                         let (open, k) = {
                             let f = stack.last().expect("stack has frames");
-                            (f.open, f.keyword.clone())
+                            (f.open, f.keyword().clone())
                         };
                         self.report_unclosed(open, &k, Some(&kw));
                         close_frame(stack);
@@ -371,16 +390,12 @@ impl Builder<'_> {
             }
         };
         let Line {
-            mut tokens, raw, ..
+            tokens: words, raw, ..
         } = line;
-        let node_args = tokens.split_off(1);
-        let Some(kw) = tokens.pop() else { return };
-        let kw = &kw;
-        let line_raw = raw;
         match kind {
             Kind::Plain => {
-                push_node(stack, kw, node_args, line_raw, Body::None);
                 if let Some(open) = self.next_is_open() {
+                    let kw = &words[0];
                     self.pos += 1;
                     self.diags.push(
                         Diagnostic::error(
@@ -393,8 +408,10 @@ impl Builder<'_> {
                     );
                     self.skip_block();
                 }
+                push_node(stack, words, raw, Body::None);
             }
             Kind::Values => {
+                let kw = &words[0];
                 let open = self.next_is_open();
                 if open.is_some() {
                     self.pos += 1;
@@ -407,9 +424,10 @@ impl Builder<'_> {
                     ));
                 }
                 let values = self.values(kw, open, stack);
-                push_node(stack, kw, node_args, line_raw, Body::Values(values));
+                push_node(stack, words, raw, Body::Values(values));
             }
             Kind::Block(sub) => {
+                let kw = &words[0];
                 let open = self.next_is_open();
                 if open.is_some() {
                     self.pos += 1;
@@ -421,17 +439,14 @@ impl Builder<'_> {
                         format!("`{{` missing after block keyword `{}`", kw.text),
                     ));
                 }
+                // The node itself is attached when the frame closes.
                 stack.push(Frame {
                     ctx: sub,
-                    keyword: kw.clone(),
+                    words,
+                    raw,
                     open,
-                    nodes: Vec::new(),
+                    nodes: Vec::with_capacity(4),
                 });
-                // The node itself is attached when the frame closes.
-                if let Some(f) = stack.last_mut() {
-                    f.nodes.reserve(4);
-                }
-                pending_args(stack, node_args, line_raw);
             }
         }
     }
@@ -522,43 +537,19 @@ pub fn suggest(ctx: Context, word: &str) -> Option<&'static str> {
     (d <= limit).then_some(k)
 }
 
-fn push_node(stack: &mut [Frame], kw: &Token, args: Vec<Token>, raw: String, body: Body) {
+/// Adds a node to the innermost block.
+fn push_node(stack: &mut [Frame], words: Vec<Token>, raw: String, body: Body) {
     if let Some(f) = stack.last_mut() {
-        f.nodes.push(Node {
-            keyword: kw.clone(),
-            args,
-            raw,
-            body,
-        });
-    }
-}
-
-/// Block frames keep their keyword's arguments as the first (placeholder)
-/// node until they close.
-fn pending_args(stack: &mut [Frame], args: Vec<Token>, raw: String) {
-    if let Some(f) = stack.last_mut() {
-        f.nodes.push(Node {
-            keyword: f.keyword.clone(),
-            args,
-            raw,
-            body: Body::None,
-        });
+        f.nodes.push(Node { words, raw, body });
     }
 }
 
 fn close_frame(stack: &mut Vec<Frame>) {
-    let Some(mut f) = stack.pop() else { return };
-    let head = if f.nodes.is_empty() {
-        None
-    } else {
-        Some(f.nodes.remove(0))
-    };
-    let (args, raw) = head.map(|h| (h.args, h.raw)).unwrap_or_default();
+    let Some(f) = stack.pop() else { return };
     if let Some(parent) = stack.last_mut() {
         parent.nodes.push(Node {
-            keyword: f.keyword,
-            args,
-            raw,
+            words: f.words,
+            raw: f.raw,
             body: Body::Block(f.nodes),
         });
     }
