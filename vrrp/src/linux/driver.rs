@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::Error;
@@ -29,8 +29,27 @@ use super::script::{ScriptOutcome, ScriptRunner};
 use super::socket::{AdvertSocket, Received};
 use super::timer::PreciseTimer;
 use crate::{
-    Action, AddressFamily, Config, Instance, LinkState, RxMeta, TrackId, TrackKind, TrackStatus,
+    Action, AddressFamily, Config, Instance, LinkState, RxMeta, State, Statistics, TrackId,
+    TrackKind, TrackStatus,
 };
+
+/// One instance as the driver last left it: what a monitor (a status
+/// query, a statistics dump, a metrics endpoint) reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSnapshot {
+    /// The instance's name.
+    pub name: Arc<str>,
+    /// Its VRID.
+    pub vrid: u8,
+    /// Its state.
+    pub state: State,
+    /// Its priority after tracking adjustments.
+    pub effective_priority: u8,
+    /// The master it hears (itself when master), if known.
+    pub master_address: Option<IpAddr>,
+    /// Its counters (RFC 6527 statistics and drops by reason).
+    pub statistics: Statistics,
+}
 
 /// Per-instance options that concern the driver, not the protocol.
 #[derive(Debug, Clone, Default)]
@@ -131,6 +150,8 @@ pub struct Driver {
     options: DriverOptions,
     /// Running notify scripts; awaited on shutdown so that `STOP` runs.
     notifications: JoinSet<()>,
+    /// Published after every input; see [`Driver::snapshots`].
+    snapshots: watch::Sender<Vec<InstanceSnapshot>>,
 }
 
 /// The virtual router MAC address 00:00:5e:00:01:VRID (RFC 5798 §7.3).
@@ -161,7 +182,38 @@ impl Driver {
             by_vrid: HashMap::new(),
             options,
             notifications: JoinSet::new(),
+            snapshots: watch::Sender::new(Vec::new()),
         })
+    }
+
+    /// Subscribes to the instances' snapshots, one per instance in the
+    /// order they were added, published after every input the running
+    /// loop handles (and once more after shutdown). Costs nothing while
+    /// nobody subscribes.
+    pub fn snapshots(&self) -> watch::Receiver<Vec<InstanceSnapshot>> {
+        self.snapshots.subscribe()
+    }
+
+    fn publish_snapshots(&self) {
+        if self.snapshots.receiver_count() == 0 {
+            return;
+        }
+        self.snapshots.send_replace(
+            self.slots
+                .iter()
+                .map(|slot| {
+                    let instance = &slot.instance;
+                    InstanceSnapshot {
+                        name: instance.config().name.clone(),
+                        vrid: instance.config().vrid,
+                        state: instance.state(),
+                        effective_priority: instance.effective_priority(),
+                        master_address: instance.master_address(),
+                        statistics: instance.statistics().clone(),
+                    }
+                })
+                .collect(),
+        );
     }
 
     /// The interface this driver runs on.
@@ -318,6 +370,7 @@ impl Driver {
             instance.startup(now);
             self.apply(index).await;
         }
+        self.publish_snapshots();
 
         // The engine's clock must not run backwards; `last` is the time of
         // the previous input.
@@ -481,6 +534,7 @@ impl Driver {
                     }
                 }
             }
+            self.publish_snapshots();
         };
 
         let now = Instant::now();
@@ -488,6 +542,7 @@ impl Driver {
             self.slots[index].instance.shutdown(now);
             self.apply(index).await;
         }
+        self.publish_snapshots();
         for slot in &self.slots {
             if let Some(vmac) = &slot.vmac
                 && let Err(error) = self.netlink.delete_link(vmac.index).await
