@@ -87,3 +87,23 @@ fn version_and_refusals() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is lvskitd running?"));
 }
+
+#[test]
+fn signum_prints_keepalived_s_signal_numbers() {
+    let signum = |name: &str| {
+        let out = lvskitd().arg(format!("--signum={name}")).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    };
+    assert_eq!(signum("STOP"), (true, "15".to_owned()));
+    assert_eq!(signum("RELOAD"), (true, "1".to_owned()));
+    assert_eq!(signum("DATA"), (true, "10".to_owned()));
+    assert_eq!(signum("STATS"), (true, "12".to_owned()));
+    assert_eq!(
+        signum("JSON"),
+        (true, (nix::libc::SIGRTMIN() + 2).to_string())
+    );
+    assert!(!signum("NOPE").0);
+}

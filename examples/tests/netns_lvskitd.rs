@@ -248,3 +248,105 @@ fn netns_lvskitd_as_backup_takes_over_from_keepalived() -> Result<()> {
     ensure!(!lb2.has_addr("eth0", VIP)?, "lvskitd left its VIP behind");
     Ok(())
 }
+
+/// Waits until `path` is a regular file (dumps appear whole, by rename).
+fn wait_file(path: &std::path::Path, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            return Ok(std::fs::read_to_string(path)?);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{} did not appear within {timeout:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    require_root();
+    let lab = Lab::new()?;
+    let lan = lab.bridge("lan")?;
+    let lb1 = lab.node("lb1")?;
+    lab.connect(&lb1, "eth0", &lan)?;
+    lb1.add_addr("eth0", "10.0.0.2/24")?;
+    let dumps = lab.dir().join("dumps");
+    std::fs::create_dir(&dumps)?;
+    // A local user's trap (CVE-2018-19044): the data dump's name links to
+    // a file root must not overwrite.
+    let victim = lab.dir().join("victim");
+    std::fs::write(&victim, "precious")?;
+    std::os::unix::fs::symlink(&victim, dumps.join("keepalived.data"))?;
+
+    let config = lab.dir().join("lb1.conf");
+    std::fs::write(&config, lvskitd_config())?;
+    let daemon = lb1.spawn(
+        "lvskitd",
+        [
+            "env".to_owned(),
+            format!("TMPDIR={}", dumps.display()),
+            env!("CARGO_BIN_EXE_lvskitd").to_owned(),
+            "-P".into(),
+            "-f".into(),
+            config.to_string_lossy().into_owned(),
+            "--status-socket".into(),
+            lab.dir().join("lb1.sock").to_string_lossy().into_owned(),
+        ],
+    )?;
+    wait_vip(&lb1, true, Duration::from_secs(10))?;
+    // A few adverts to count.
+    std::thread::sleep(Duration::from_millis(2200));
+
+    let signum = |name: &str| -> Result<i32> {
+        let out = lb1.run([env!("CARGO_BIN_EXE_lvskitd"), &format!("--signum={name}")])?;
+        Ok(out.trim().parse()?)
+    };
+    for name in ["DATA", "STATS", "JSON"] {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{}", signum(name)?))
+            .arg(daemon.pid().to_string())
+            .status()?;
+        ensure!(status.success(), "kill -{name}: {status}");
+    }
+    let data = wait_file(&dumps.join("keepalived.data"), Duration::from_secs(5))?;
+    let stats = wait_file(&dumps.join("keepalived.stats"), Duration::from_secs(5))?;
+    let json = wait_file(&dumps.join("keepalived.json"), Duration::from_secs(5))?;
+    ensure!(
+        std::fs::read_to_string(&victim)? == "precious",
+        "the dump was written through the symlink"
+    );
+    for name in ["keepalived.data", "keepalived.stats", "keepalived.json"] {
+        let meta = std::fs::symlink_metadata(dumps.join(name))?;
+        ensure!(
+            meta.permissions().mode() & 0o777 == 0o600,
+            "{name} has mode {:o}",
+            meta.permissions().mode()
+        );
+    }
+    ensure!(
+        std::fs::read_dir(&dumps)?.count() == 3,
+        "temporary files were left behind"
+    );
+    ensure!(
+        data.contains(" VRRP Instance = VI_1\n   State = MASTER\n"),
+        "{data}"
+    );
+    ensure!(data.contains("     10.0.0.100/24\n"), "{data}");
+    ensure!(stats.starts_with("VRRP Instance: VI_1\n"), "{stats}");
+    let sent: u64 = stats
+        .lines()
+        .skip_while(|l| l.trim() != "Advertisements:")
+        .find_map(|l| l.trim().strip_prefix("Sent: "))
+        .context("no Sent line")?
+        .parse()?;
+    ensure!(sent >= 2, "only {sent} adverts counted:\n{stats}");
+    let json: serde_json::Value = serde_json::from_str(&json)?;
+    ensure!(json[0]["data"]["iname"] == "VI_1", "{json}");
+    ensure!(json[0]["data"]["state"] == 2, "{json}");
+    ensure!(json[0]["stats"]["become_master"] == 1, "{json}");
+    Ok(())
+}

@@ -76,6 +76,9 @@ struct Args {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version")]
     version: bool,
+    /// Print the signal number of STOP, RELOAD, DATA, STATS or JSON and exit.
+    #[arg(long, value_name = "SIGFUNC")]
+    signum: Option<String>,
     /// Print the running daemon's state as JSON and exit.
     #[arg(long)]
     status: bool,
@@ -92,6 +95,15 @@ fn main() -> Result<()> {
             env!("CARGO_PKG_VERSION")
         );
         return Ok(());
+    }
+    if let Some(name) = &args.signum {
+        match daemon::dump::signum(name) {
+            Some(number) => {
+                println!("{number}");
+                return Ok(());
+            }
+            None => bail!("Unknown sigfunc {name}"),
+        }
     }
     if args.status {
         print!("{}", daemon::query_status(&args.status_socket)?);

@@ -12,8 +12,11 @@
 //!   events ([`vrrp::watch_roles`]: a master holds its VIPs). The main loop
 //!   then moves the IPVS sync daemon and runs the notify scripts.
 //! - The status socket answers `status` with JSON.
+//! - SIGUSR1, SIGUSR2 and SIGRTMIN+2 write keepalived's dumps ([`dump`]).
 
+pub mod dump;
 pub mod lvs;
+pub mod monitor;
 pub mod pidfile;
 pub mod vrrp;
 
@@ -90,6 +93,9 @@ pub async fn run(settings: Settings) -> Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    let mut dump_data = signal(SignalKind::from_raw(dump::Dump::Data.signal()))?;
+    let mut dump_stats = signal(SignalKind::from_raw(dump::Dump::Stats.signal()))?;
+    let mut dump_json = signal(SignalKind::from_raw(dump::Dump::Json.signal()))?;
 
     let _ = std::fs::remove_file(&settings.status_socket);
     let listener = UnixListener::bind(&settings.status_socket)
@@ -109,6 +115,7 @@ pub async fn run(settings: Settings) -> Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (roles_tx, mut roles) = tokio::sync::mpsc::unbounded_channel();
+    let monitor = monitor::VrrpMonitor::default();
     let vrrp_thread = if settings.vrrp {
         let plan = vrrp::plan(&config)?;
         let watched = vrrp::Watched::from_plan(&plan);
@@ -117,7 +124,7 @@ pub async fn run(settings: Settings) -> Result<()> {
                 tracing::error!("role watcher: {e:#}");
             }
         });
-        Some(vrrp::spawn(plan, stop_rx)?)
+        Some(vrrp::spawn(plan, stop_rx, monitor.clone())?)
     } else {
         None
     };
@@ -137,6 +144,9 @@ pub async fn run(settings: Settings) -> Result<()> {
                     Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
                 }
             }
+            _ = dump_data.recv() => write_dump(dump::Dump::Data, &config, &monitor, lvs.as_ref()),
+            _ = dump_stats.recv() => write_dump(dump::Dump::Stats, &config, &monitor, lvs.as_ref()),
+            _ = dump_json.recv() => write_dump(dump::Dump::Json, &config, &monitor, lvs.as_ref()),
             event = async { match lvs.as_mut() { Some(l) => Some(l.next_event().await), None => std::future::pending().await } } => {
                 if let (Some(l), Some(event)) = (lvs.as_mut(), event)
                     && let Err(e) = l.handle_event(event).await {
@@ -182,6 +192,26 @@ pub async fn run(settings: Settings) -> Result<()> {
     drop(pid_files);
     tracing::info!("Stopped");
     Ok(())
+}
+
+/// Writes one of keepalived's dumps (see [`dump`]); a failure is logged.
+fn write_dump(
+    which: dump::Dump,
+    config: &lvskit_kconf::Config,
+    monitor: &monitor::VrrpMonitor,
+    lvs: Option<&lvs::Lvs>,
+) {
+    let instances = monitor.instances();
+    let contents = match which {
+        dump::Dump::Data => dump::data_text(config, &instances, lvs.map(lvs::Lvs::status).as_ref()),
+        dump::Dump::Stats => dump::stats_text(&instances),
+        dump::Dump::Json => format!("{:#}\n", dump::json(config, &instances)),
+    };
+    let path = dump::dump_dir().join(which.file_name());
+    match dump::write_replacing(&path, contents.as_bytes()) {
+        Ok(()) => tracing::info!("Wrote {}", path.display()),
+        Err(e) => tracing::error!("{e:#}"),
+    }
 }
 
 fn unix_time_now() -> String {

@@ -114,9 +114,11 @@ pub fn plan(config: &kconf::Config) -> Result<BTreeMap<String, Vec<PlannedInstan
 /// runtime, so that nothing the checkers do (load, a panic) can delay an
 /// advertisement. Returns when `shutdown` fires and every driver has sent
 /// its priority-0 adverts and removed its VIPs.
+/// Each driver's snapshots are handed to `monitor`.
 pub fn spawn(
     plan: BTreeMap<String, Vec<PlannedInstance>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    monitor: super::monitor::VrrpMonitor,
 ) -> Result<std::thread::JoinHandle<Result<()>>> {
     std::thread::Builder::new()
         .name("vrrp".into())
@@ -125,7 +127,7 @@ pub fn spawn(
                 .enable_all()
                 .build()
                 .context("VRRP runtime")?;
-            runtime.block_on(run(plan, shutdown))
+            runtime.block_on(run(plan, shutdown, monitor))
         })
         .context("spawn the VRRP thread")
 }
@@ -133,6 +135,7 @@ pub fn spawn(
 async fn run(
     plan: BTreeMap<String, Vec<PlannedInstance>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    monitor: super::monitor::VrrpMonitor,
 ) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for (interface, instances) in plan {
@@ -149,6 +152,7 @@ async fn run(
                 .await
                 .with_context(|| format!("vrrp_instance {name}"))?;
         }
+        monitor.watch(driver.snapshots());
         let mut shutdown = shutdown.clone();
         tasks.spawn(async move {
             let result = driver
