@@ -17,7 +17,7 @@ const TIMER_MAX_SECS: f64 = 18_446_744_073_709.0;
 const TIMER_U32_MAX_SECS: f64 = 4294.967295;
 
 /// Builds the model from the tree.
-pub fn build(nodes: &[Node], diags: &mut Vec<Diagnostic>) -> Config {
+pub fn build(nodes: &[Node<'_>], diags: &mut Vec<Diagnostic>) -> Config {
     let mut b = Builder {
         diags,
         retry_given_above: false,
@@ -34,12 +34,12 @@ struct Builder<'a> {
 }
 
 /// Whether a block sets `retry` itself.
-fn sets_retry(n: &Node) -> bool {
+fn sets_retry(n: &Node<'_>) -> bool {
     n.body.nodes().iter().any(|m| m.name() == "retry")
 }
 
 /// Converts a node to a kept directive (no positions).
-pub fn directive(n: &Node) -> Directive {
+pub fn directive(n: &Node<'_>) -> Directive {
     Directive {
         keyword: n.keyword().text.to_string(),
         args: n.args().iter().map(|t| t.text.to_string()).collect(),
@@ -65,7 +65,7 @@ impl Builder<'_> {
     }
 
     /// A keyword lvskit keeps but does not act on.
-    fn keep(&mut self, n: &Node, extra: &mut Vec<Directive>) {
+    fn keep(&mut self, n: &Node<'_>, extra: &mut Vec<Directive>) {
         self.push(Diagnostic::new(
             Severity::Warning,
             Code::NotSupported,
@@ -81,7 +81,7 @@ impl Builder<'_> {
 
     /// The argument at `i` (0 = first after the keyword). A missing one
     /// makes keepalived stop reading the configuration.
-    fn arg<'n>(&mut self, n: &'n Node, i: usize) -> Option<&'n Token> {
+    fn arg<'n>(&mut self, n: &Node<'n>, i: usize) -> Option<&'n Token> {
         let t = n.args().get(i);
         if t.is_none() {
             let mut d = Diagnostic::error(
@@ -125,18 +125,24 @@ impl Builder<'_> {
         }
     }
 
-    fn unsigned(&mut self, n: &Node, i: usize, min: i64, max: i64) -> Option<i64> {
+    fn unsigned(&mut self, n: &Node<'_>, i: usize, min: i64, max: i64) -> Option<i64> {
         let t = self.arg(n, i)?.clone();
         self.number(&t, min, max)
     }
 
     /// A timer in seconds with up to 6 decimals, as keepalived's `read_timer`.
-    fn timer(&mut self, n: &Node, i: usize, min_secs: f64) -> Option<Duration> {
+    fn timer(&mut self, n: &Node<'_>, i: usize, min_secs: f64) -> Option<Duration> {
         self.timer_max(n, i, min_secs, TIMER_MAX_SECS)
     }
 
     /// A timer with an upper bound in seconds.
-    fn timer_max(&mut self, n: &Node, i: usize, min_secs: f64, max_secs: f64) -> Option<Duration> {
+    fn timer_max(
+        &mut self,
+        n: &Node<'_>,
+        i: usize,
+        min_secs: f64,
+        max_secs: f64,
+    ) -> Option<Duration> {
         let t = self.arg(n, i)?.clone();
         match t.text.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= min_secs && v <= max_secs => {
@@ -181,12 +187,12 @@ impl Builder<'_> {
         }
     }
 
-    fn string(&mut self, n: &Node, i: usize) -> Option<String> {
+    fn string(&mut self, n: &Node<'_>, i: usize) -> Option<String> {
         self.arg(n, i).map(|t| t.text.to_string())
     }
 
     /// An optional boolean argument (`keyword [true|false]`); true if absent.
-    fn flag(&mut self, n: &Node) -> bool {
+    fn flag(&mut self, n: &Node<'_>) -> bool {
         match n.args().first().map(|t| t.text.as_str()) {
             None | Some("true" | "on" | "yes") => true,
             Some("false" | "off" | "no") => false,
@@ -195,8 +201,8 @@ impl Builder<'_> {
     }
 
     /// A script keyword: re-split the raw line with shell quoting.
-    fn script(&mut self, n: &Node) -> Option<Script> {
-        let words = shell_split(&n.raw);
+    fn script(&mut self, n: &Node<'_>) -> Option<Script> {
+        let words = shell_split(n.raw);
         let mut it = words.into_iter().skip(1);
         let Some(command) = it.next() else {
             self.arg(n, 0);
@@ -222,7 +228,7 @@ impl Builder<'_> {
     /// The first argument, which must be one of `options`.
     fn choice<T: Clone>(
         &mut self,
-        n: &Node,
+        n: &Node<'_>,
         options: &[(&str, T)],
         message: impl Fn(&str) -> String,
     ) -> Option<T> {
@@ -244,7 +250,7 @@ impl Builder<'_> {
         }
     }
 
-    fn name(&mut self, n: &Node, what: &str) -> String {
+    fn name(&mut self, n: &Node<'_>, what: &str) -> String {
         match n.args().first() {
             Some(t) => t.text.to_string(),
             None => {
@@ -259,12 +265,12 @@ impl Builder<'_> {
         }
     }
 
-    fn user_group(&mut self, n: &Node) -> Option<(String, Option<String>)> {
+    fn user_group(&mut self, n: &Node<'_>) -> Option<(String, Option<String>)> {
         let u = self.string(n, 0)?;
         Some((u, n.args().get(1).map(|t| t.text.to_string())))
     }
 
-    fn config(&mut self, nodes: &[Node]) -> Config {
+    fn config(&mut self, nodes: &[Node<'_>]) -> Config {
         let mut c = Config::default();
         for n in nodes {
             match n.name() {
@@ -325,7 +331,7 @@ impl Builder<'_> {
         c
     }
 
-    fn global_defs(&mut self, n: &Node, g: &mut GlobalDefs) {
+    fn global_defs(&mut self, n: &Node<'_>, g: &mut GlobalDefs) {
         for m in n.body.nodes() {
             match m.name() {
                 "router_id" => match m.args().first() {
@@ -381,7 +387,7 @@ impl Builder<'_> {
         }
     }
 
-    fn vrrp_script(&mut self, n: &Node) -> VrrpScript {
+    fn vrrp_script(&mut self, n: &Node<'_>) -> VrrpScript {
         let mut s = VrrpScript {
             name: self.name(n, "vrrp_script"),
             script: None,
@@ -438,7 +444,7 @@ impl Builder<'_> {
         s
     }
 
-    fn track_file(&mut self, n: &Node) -> TrackFile {
+    fn track_file(&mut self, n: &Node<'_>) -> TrackFile {
         let mut f = TrackFile {
             name: self.name(n, "vrrp_track_file"),
             file: None,
@@ -459,7 +465,7 @@ impl Builder<'_> {
         f
     }
 
-    fn track_refs(&mut self, n: &Node) -> Vec<TrackRef> {
+    fn track_refs(&mut self, n: &Node<'_>) -> Vec<TrackRef> {
         let mut out = Vec::new();
         for l in n.body.values() {
             let mut r = TrackRef {
@@ -488,7 +494,7 @@ impl Builder<'_> {
         out
     }
 
-    fn sync_group(&mut self, n: &Node) -> SyncGroup {
+    fn sync_group(&mut self, n: &Node<'_>) -> SyncGroup {
         let mut g = SyncGroup {
             name: self.name(n, "vrrp_sync_group"),
             group: Vec::new(),
@@ -523,7 +529,7 @@ impl Builder<'_> {
         g
     }
 
-    fn vip(&mut self, l: &crate::preprocess::Line) -> Option<VirtualAddress> {
+    fn vip(&mut self, l: &crate::preprocess::Line<'_>) -> Option<VirtualAddress> {
         let t = &l.tokens[0];
         let (addr, len) = match t.text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -586,7 +592,7 @@ impl Builder<'_> {
         Some(v)
     }
 
-    fn vrrp_instance(&mut self, n: &Node, version: u8) -> VrrpInstance {
+    fn vrrp_instance(&mut self, n: &Node<'_>, version: u8) -> VrrpInstance {
         let mut v = VrrpInstance {
             name: self.name(n, "vrrp_instance"),
             state: InitialState::Backup,
@@ -781,7 +787,7 @@ impl Builder<'_> {
         v
     }
 
-    fn authentication(&mut self, n: &Node) -> Option<Authentication> {
+    fn authentication(&mut self, n: &Node<'_>) -> Option<Authentication> {
         let mut auth_type = None;
         let mut pass = String::new();
         for m in n.body.nodes() {
@@ -802,7 +808,7 @@ impl Builder<'_> {
         })
     }
 
-    fn timing_keyword(&mut self, m: &Node, t: &mut CheckTiming) -> bool {
+    fn timing_keyword(&mut self, m: &Node<'_>, t: &mut CheckTiming) -> bool {
         match m.name() {
             "delay_loop" => {
                 if let Some(d) = self.timer(m, 0, 0.000001) {
@@ -826,7 +832,7 @@ impl Builder<'_> {
         true
     }
 
-    fn service(&mut self, n: &Node) -> Option<ServiceAddress> {
+    fn service(&mut self, n: &Node<'_>) -> Option<ServiceAddress> {
         let first = self.arg(n, 0)?.clone();
         match first.text.as_str() {
             "fwmark" => {
@@ -863,7 +869,7 @@ impl Builder<'_> {
         }
     }
 
-    fn virtual_server(&mut self, n: &Node) -> Option<VirtualServer> {
+    fn virtual_server(&mut self, n: &Node<'_>) -> Option<VirtualServer> {
         let service = self.service(n);
         let mut vs = VirtualServer {
             service: service.clone().unwrap_or(ServiceAddress::Fwmark(0)),
@@ -1051,7 +1057,12 @@ impl Builder<'_> {
         Some(vs)
     }
 
-    fn real_server(&mut self, n: &Node, vs: &VirtualServer, vs_port: u16) -> Option<RealServer> {
+    fn real_server(
+        &mut self,
+        n: &Node<'_>,
+        vs: &VirtualServer,
+        vs_port: u16,
+    ) -> Option<RealServer> {
         let t = self.arg(n, 0)?.clone();
         let Ok(address) = t.text.parse::<IpAddr>() else {
             let mut d = Diagnostic::error(
@@ -1139,7 +1150,7 @@ impl Builder<'_> {
         Some(rs)
     }
 
-    fn checker(&mut self, n: &Node, rs: &RealServer, mut kind: CheckerKind) -> Checker {
+    fn checker(&mut self, n: &Node<'_>, rs: &RealServer, mut kind: CheckerKind) -> Checker {
         let mut c = Checker {
             kind: CheckerKind::Tcp,
             connect_ip: rs.address,
@@ -1236,7 +1247,7 @@ impl Builder<'_> {
         c
     }
 
-    fn url(&mut self, n: &Node) -> Url {
+    fn url(&mut self, n: &Node<'_>) -> Url {
         let mut u = Url::default();
         for m in n.body.nodes() {
             match m.name() {
@@ -1253,7 +1264,7 @@ impl Builder<'_> {
     }
 
     /// One `virtual_server_group` line: `IP[-LAST] PORT` or `fwmark N`.
-    fn vsg_entry(&mut self, l: &crate::preprocess::Line) {
+    fn vsg_entry(&mut self, l: &crate::preprocess::Line<'_>) {
         let t = &l.tokens;
         if t[0].text == "fwmark" {
             match t.get(1) {
@@ -1292,7 +1303,7 @@ impl Builder<'_> {
     }
 
     /// Checks across blocks: references to things that must exist.
-    fn cross_checks(&mut self, c: &Config, nodes: &[Node]) {
+    fn cross_checks(&mut self, c: &Config, nodes: &[Node<'_>]) {
         for (i, inst) in c.vrrp_instances.iter().enumerate() {
             let span = nodes
                 .iter()

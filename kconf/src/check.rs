@@ -61,7 +61,12 @@ pub const DEFAULT_SCRIPT_USER: &str = "keepalived_script";
 
 /// Runs the machine checks on a built configuration. `nodes` is the tree the
 /// configuration was built from (for positions).
-pub fn check(config: &Config, nodes: &[Node], machine: &dyn Machine, diags: &mut Vec<Diagnostic>) {
+pub fn check(
+    config: &Config,
+    nodes: &[Node<'_>],
+    machine: &dyn Machine,
+    diags: &mut Vec<Diagnostic>,
+) {
     let find = |kw: &str, name: &str| -> Option<Span> {
         nodes
             .iter()
@@ -140,7 +145,7 @@ pub fn check(config: &Config, nodes: &[Node], machine: &dyn Machine, diags: &mut
     // virtual routes and rules.
     let mut devs: Vec<(String, Span)> = Vec::new();
     for n in nodes {
-        let lists: Vec<&Node> = match n.name() {
+        let lists: Vec<&Node<'_>> = match n.name() {
             "static_ipaddress" | "static_routes" | "static_rules" => vec![n],
             "vrrp_instance" => n
                 .body

@@ -170,9 +170,13 @@ impl Parsed {
     }
 }
 
-fn finish(pre: preprocess::Preprocessed, opts: &Options, machine: &dyn check::Machine) -> Parsed {
-    let mut diagnostics = pre.diagnostics;
-    let nodes = tree::build(pre.items, &mut diagnostics);
+fn finish(
+    mut pre: preprocess::Preprocessed,
+    opts: &Options,
+    machine: &dyn check::Machine,
+) -> Parsed {
+    let mut diagnostics = std::mem::take(&mut pre.diagnostics);
+    let nodes = tree::build(&pre, &mut diagnostics);
     let config = build::build(&nodes, &mut diagnostics);
     let namespace = config.extra.iter().find(|d| d.keyword == "net_namespace");
     match namespace {

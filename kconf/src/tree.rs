@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic, KeepalivedClass};
 use crate::keywords;
-use crate::preprocess::{Item, Line, Token};
+use crate::preprocess::{Item, Line, Preprocessed, Token};
 use crate::source::Span;
 
 /// Which keyword table a block uses.
@@ -151,47 +151,47 @@ pub enum Kind {
 
 /// One keyword line, with its block if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    /// The line's words: the keyword, then its arguments (never empty).
-    /// One vector for both, moved from the preprocessed line as it is.
-    pub words: Vec<Token>,
+pub struct Node<'a> {
+    /// The line's words: the keyword, then its arguments (never empty),
+    /// borrowed from the preprocessor's word buffer.
+    pub words: &'a [Token],
     /// The whole line as written (script keywords re-split it).
-    pub raw: String,
+    pub raw: &'a str,
     /// The block that follows, if any.
-    pub body: Body,
+    pub body: Body<'a>,
 }
 
-impl Node {
+impl<'a> Node<'a> {
     /// The keyword text.
     pub fn name(&self) -> &str {
         &self.keyword().text
     }
 
     /// The keyword.
-    pub fn keyword(&self) -> &Token {
+    pub fn keyword(&self) -> &'a Token {
         &self.words[0]
     }
 
     /// The words after the keyword.
-    pub fn args(&self) -> &[Token] {
+    pub fn args(&self) -> &'a [Token] {
         &self.words[1..]
     }
 }
 
 /// The block after a keyword.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
+pub enum Body<'a> {
     /// No block.
     None,
     /// Value lines.
-    Values(Vec<Line>),
+    Values(Vec<Line<'a>>),
     /// Keyword nodes.
-    Block(Vec<Node>),
+    Block(Vec<Node<'a>>),
 }
 
-impl Body {
+impl<'a> Body<'a> {
     /// The nodes of a keyword block (empty for other bodies).
-    pub fn nodes(&self) -> &[Node] {
+    pub fn nodes(&self) -> &[Node<'a>] {
         match self {
             Body::Block(n) => n,
             _ => &[],
@@ -199,7 +199,7 @@ impl Body {
     }
 
     /// The value lines of a value block (empty for other bodies).
-    pub fn values(&self) -> &[Line] {
+    pub fn values(&self) -> &[Line<'a>] {
         match self {
             Body::Values(v) => v,
             _ => &[],
@@ -208,25 +208,20 @@ impl Body {
 }
 
 /// An open block: its keyword line and the nodes read so far.
-struct Frame {
+struct Frame<'a> {
     ctx: Context,
-    /// The keyword and its arguments.
-    words: Vec<Token>,
-    raw: String,
+    /// The keyword and its arguments (none for the top level).
+    words: &'a [Token],
+    raw: &'a str,
     open: Option<Span>,
-    nodes: Vec<Node>,
-}
-
-impl Frame {
-    fn keyword(&self) -> &Token {
-        &self.words[0]
-    }
+    nodes: Vec<Node<'a>>,
 }
 
 /// Groups items into a tree of nodes, reporting brace and keyword problems.
-pub fn build(items: Vec<Item>, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
+/// The nodes borrow their words from `pre`.
+pub fn build<'a>(pre: &'a Preprocessed, diags: &mut Vec<Diagnostic>) -> Vec<Node<'a>> {
     let mut b = Builder {
-        items,
+        pre,
         pos: 0,
         diags,
         missing_close_reported: false,
@@ -234,38 +229,29 @@ pub fn build(items: Vec<Item>, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
     b.run()
 }
 
-struct Builder<'a> {
-    items: Vec<Item>,
+struct Builder<'a, 'd> {
+    pre: &'a Preprocessed,
     pos: usize,
-    diags: &'a mut Vec<Diagnostic>,
+    diags: &'d mut Vec<Diagnostic>,
     missing_close_reported: bool,
 }
 
-impl Builder<'_> {
-    /// Takes the item at the current position (leaving a cheap placeholder:
-    /// positions are never revisited) and advances.
-    fn take(&mut self) -> Item {
-        let placeholder = Item::Close(Span::file_start(crate::source::FileId(0)));
-        let item = std::mem::replace(&mut self.items[self.pos], placeholder);
-        self.pos += 1;
-        item
+impl<'a> Builder<'a, '_> {
+    fn items(&self) -> &'a [Item] {
+        &self.pre.items
     }
 
-    fn run(&mut self) -> Vec<Node> {
-        let top_token = Token {
-            text: Default::default(),
-            span: Span::file_start(crate::source::FileId(0)),
-            quoted: false,
-        };
-        let mut stack: Vec<Frame> = vec![Frame {
+    fn run(&mut self) -> Vec<Node<'a>> {
+        let mut stack: Vec<Frame<'a>> = vec![Frame {
             ctx: Context::Top,
-            words: vec![top_token],
-            raw: String::new(),
+            words: &[],
+            raw: "",
             open: None,
             nodes: Vec::new(),
         }];
-        while self.pos < self.items.len() {
-            let item = self.take();
+        let items = self.items();
+        while let Some(item) = items.get(self.pos) {
+            self.pos += 1;
             match item {
                 Item::Close(span) => {
                     if stack.len() > 1 {
@@ -274,7 +260,7 @@ impl Builder<'_> {
                         self.diags.push(Diagnostic::error(
                             Code::UnexpectedClose,
                             KeepalivedClass::UnexpectedClose,
-                            span,
+                            *span,
                             "extra `}` with no block to close",
                         ));
                     }
@@ -283,20 +269,25 @@ impl Builder<'_> {
                     let d = Diagnostic::error(
                         Code::UnexpectedOpen,
                         KeepalivedClass::UnexpectedOpen,
-                        span,
+                        *span,
                         "unexpected `{`: no block keyword before it",
                     );
                     self.diags.push(d);
                     self.skip_block();
                 }
-                Item::Line(line) => self.line(line, &mut stack),
+                Item::Line { .. } => {
+                    if let Some(line) = self.pre.line(item) {
+                        self.line(line, &mut stack);
+                    }
+                }
             }
         }
         // End of input with blocks still open.
         while stack.len() > 1 {
-            let f = stack.last().map(|f| (f.open, f.keyword().clone()));
-            if let Some((open, kw)) = f {
-                self.report_unclosed(open, &kw, None);
+            if let Some(f) = stack.last()
+                && let Some(kw) = f.words.first()
+            {
+                self.report_unclosed(f.open, kw, None);
             }
             close_frame(&mut stack);
         }
@@ -333,8 +324,8 @@ impl Builder<'_> {
     /// Skips a balanced `{ … }` whose `{` has just been consumed.
     fn skip_block(&mut self) {
         let mut depth = 1usize;
-        while self.pos < self.items.len() {
-            match &self.items[self.pos] {
+        while let Some(item) = self.items().get(self.pos) {
+            match item {
                 Item::Open(_) => depth += 1,
                 Item::Close(_) => {
                     depth -= 1;
@@ -343,20 +334,20 @@ impl Builder<'_> {
                         return;
                     }
                 }
-                Item::Line(_) => {}
+                Item::Line { .. } => {}
             }
             self.pos += 1;
         }
     }
 
     fn next_is_open(&self) -> Option<Span> {
-        match self.items.get(self.pos) {
+        match self.items().get(self.pos) {
             Some(Item::Open(s)) => Some(*s),
             _ => None,
         }
     }
 
-    fn line(&mut self, line: Line, stack: &mut Vec<Frame>) {
+    fn line(&mut self, line: Line<'a>, stack: &mut Vec<Frame<'a>>) {
         let Some(kw) = line.tokens.first() else {
             return;
         };
@@ -369,13 +360,12 @@ impl Builder<'_> {
                     .rev()
                     .find(|i| keywords::lookup(stack[*i].ctx, &kw.text).is_some());
                 if let Some(target) = ancestor {
-                    let kw = kw.clone();
                     while stack.len() > target + 1 {
-                        let (open, k) = {
-                            let f = stack.last().expect("stack has frames");
-                            (f.open, f.keyword().clone())
-                        };
-                        self.report_unclosed(open, &k, Some(&kw));
+                        if let Some(f) = stack.last()
+                            && let Some(k) = f.words.first()
+                        {
+                            self.report_unclosed(f.open, k, Some(kw));
+                        }
                         close_frame(stack);
                     }
                     self.line(line, stack);
@@ -452,10 +442,10 @@ impl Builder<'_> {
     }
 
     /// Reads value lines up to the closing `}`.
-    fn values(&mut self, kw: &Token, open: Option<Span>, stack: &mut [Frame]) -> Vec<Line> {
+    fn values(&mut self, kw: &Token, open: Option<Span>, stack: &mut [Frame<'a>]) -> Vec<Line<'a>> {
         let mut out = Vec::new();
-        while self.pos < self.items.len() {
-            match &self.items[self.pos] {
+        while let Some(item) = self.items().get(self.pos) {
+            match item {
                 Item::Close(_) => {
                     self.pos += 1;
                     return out;
@@ -470,20 +460,22 @@ impl Builder<'_> {
                     self.pos += 1;
                     self.skip_block();
                 }
-                Item::Line(l) => {
-                    let first = &l.tokens[0].text;
-                    let belongs_outside = !looks_like_value(first)
+                Item::Line { .. } => {
+                    let Some(l) = self.pre.line(item) else {
+                        self.pos += 1;
+                        continue;
+                    };
+                    let first = &l.tokens[0];
+                    let belongs_outside = !looks_like_value(&first.text)
                         && stack
                             .iter()
-                            .any(|f| keywords::lookup(f.ctx, first).is_some());
+                            .any(|f| keywords::lookup(f.ctx, &first.text).is_some());
                     if belongs_outside {
-                        let first = l.tokens[0].clone();
-                        self.report_unclosed(open, kw, Some(&first));
+                        self.report_unclosed(open, kw, Some(first));
                         return out;
                     }
-                    if let Item::Line(l) = self.take() {
-                        out.push(l);
-                    }
+                    self.pos += 1;
+                    out.push(l);
                 }
             }
         }
@@ -538,13 +530,13 @@ pub fn suggest(ctx: Context, word: &str) -> Option<&'static str> {
 }
 
 /// Adds a node to the innermost block.
-fn push_node(stack: &mut [Frame], words: Vec<Token>, raw: String, body: Body) {
+fn push_node<'a>(stack: &mut [Frame<'a>], words: &'a [Token], raw: &'a str, body: Body<'a>) {
     if let Some(f) = stack.last_mut() {
         f.nodes.push(Node { words, raw, body });
     }
 }
 
-fn close_frame(stack: &mut Vec<Frame>) {
+fn close_frame(stack: &mut Vec<Frame<'_>>) {
     let Some(f) = stack.pop() else { return };
     if let Some(parent) = stack.last_mut() {
         parent.nodes.push(Node {
