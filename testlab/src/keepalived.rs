@@ -6,14 +6,20 @@
 //! in a node, with the configuration and pid files in the lab directory, so
 //! any number of instances run side by side. Anything the builder lacks can
 //! be written as configuration text by hand.
+//!
+//! Some keywords are newer than Debian 12's package: [`trixie_build`] builds
+//! the keepalived of Debian 13 (trixie) from its source package once, caches
+//! the binary, and [`Keepalived::start_binary`] runs it.
 
 use crate::netns::Node;
 use crate::process::Process;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::Signal;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where Debian installs keepalived. `LVSKIT_KEEPALIVED` overrides it.
@@ -174,9 +180,20 @@ impl VrrpInstance {
 /// `lvskit`, no GARP repeat after becoming master, no script security
 /// checks) and the instances.
 pub fn config(instances: &[VrrpInstance]) -> String {
+    config_with_globals(&[], instances)
+}
+
+/// Like [`config`], with `globals` added verbatim to `global_defs`, e.g.
+/// `v3_checksum_as_v2`. keepalived applies such instance defaults when it
+/// reads an instance, so they must come first, as they do here.
+pub fn config_with_globals(globals: &[&str], instances: &[VrrpInstance]) -> String {
     let mut s = String::from(
-        "global_defs {\n    router_id lvskit\n    vrrp_garp_master_delay 0\n    vrrp_garp_master_refresh 0\n}\n",
+        "global_defs {\n    router_id lvskit\n    vrrp_garp_master_delay 0\n    vrrp_garp_master_refresh 0\n",
     );
+    for line in globals {
+        let _ = writeln!(s, "    {line}");
+    }
+    s.push_str("}\n");
     for instance in instances {
         s.push_str(&instance.block());
     }
@@ -199,15 +216,27 @@ impl Keepalived {
     /// `node` with its own pid files and the log on the console (captured to
     /// `<lab dir>/<name>.stderr`). `name` must be unique in the lab.
     pub fn start(node: &Node, name: &str, config: &str) -> Result<Keepalived> {
+        let binary = std::env::var_os("LVSKIT_KEEPALIVED")
+            .map_or_else(|| PathBuf::from(KEEPALIVED), PathBuf::from);
+        Keepalived::start_binary(&binary, node, name, config)
+    }
+
+    /// Like [`Keepalived::start`], with another keepalived binary, e.g. the
+    /// one [`trixie_build`] returns.
+    pub fn start_binary(
+        binary: &Path,
+        node: &Node,
+        name: &str,
+        config: &str,
+    ) -> Result<Keepalived> {
         let dir = node.dir();
         let config_path = dir.join(format!("{name}.conf"));
         std::fs::write(&config_path, config)
             .with_context(|| format!("write {}", config_path.display()))?;
         let path = |what: &str| dir.join(format!("{name}.{what}.pid"));
         let vrrp_pid_path = path("vrrp");
-        let binary = std::env::var("LVSKIT_KEEPALIVED").unwrap_or_else(|_| KEEPALIVED.to_owned());
-        let args: Vec<String> = vec![
-            binary,
+        let mut args: Vec<String> = vec![
+            display(binary),
             "--dont-fork".into(),
             "--log-console".into(),
             "--log-detail".into(),
@@ -218,11 +247,15 @@ impl Keepalived {
             display(&path("main")),
             "--vrrp_pid".into(),
             display(&vrrp_pid_path),
-            "--checkers_pid".into(),
-            display(&path("checkers")),
-            "--bfd_pid".into(),
-            display(&path("bfd")),
         ];
+        // A build without IPVS or BFD (like `trixie_build`'s) has no such
+        // child and rejects its pid option.
+        let help = help_text(binary);
+        for (option, child) in [("--checkers_pid", "checkers"), ("--bfd_pid", "bfd")] {
+            if help.contains(option) {
+                args.extend([option.to_owned(), display(&path(child))]);
+            }
+        }
         let process = node.spawn(name, &args)?;
         Ok(Keepalived {
             process,
@@ -301,6 +334,210 @@ impl Keepalived {
     }
 }
 
+/// The upstream version of Debian 13's (trixie's) keepalived source package.
+pub const TRIXIE_VERSION: &str = "2.3.3";
+
+/// The source tarball's path on a Debian mirror.
+const TRIXIE_TARBALL: &str = "pool/main/k/keepalived/keepalived_2.3.3.orig.tar.gz";
+
+/// SHA-256 of that tarball, from the `Checksums-Sha256` field of trixie's
+/// `keepalived_2.3.3-1.dsc` (it is also in trixie's `Sources` index).
+const TRIXIE_TARBALL_SHA256: &str =
+    "2288c5c7609fa452782b7acefa19acce742d0204dc17f54d36da46b10f8b590c";
+
+/// `./configure` flags: VRRP only. IPVS, iptables, nftables and systemd
+/// would need more `-dev` packages and play no part in VRRP interop.
+const TRIXIE_CONFIGURE: &[&str] = &[
+    "--disable-lvs",
+    "--disable-iptables",
+    "--disable-nftables",
+    "--disable-systemd",
+];
+
+/// keepalived 2.3.3, built from Debian trixie's source package, for the
+/// keywords Debian 12's 2.2.7 lacks (`v3_checksum_as_v2`, RFC 9568's IPv4
+/// checksum). Returns the path of the binary.
+///
+/// The first call downloads the upstream tarball from the Debian mirror apt
+/// is configured with ([`debian_mirror`]), checks its pinned SHA-256,
+/// builds it with a VRRP-only `./configure` (the build packages are in
+/// [`crate::packages::KEEPALIVED_BUILD`]) and keeps only the binary, in
+/// `<cache dir>/keepalived-2.3.3/` (see [`crate::vm::cache_dir`]). Later
+/// calls, from any process, return the cached binary once it runs. The
+/// cache is locked while building, so parallel tests build once.
+pub fn trixie_build() -> Result<PathBuf> {
+    let cache = crate::vm::cache_dir();
+    std::fs::create_dir_all(&cache).with_context(|| format!("create {}", cache.display()))?;
+    let dir = cache.join(format!("keepalived-{TRIXIE_VERSION}"));
+    let binary = dir.join("keepalived");
+    let lock_file = std::fs::File::create(cache.join("keepalived-build.lock"))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("lock the keepalived build: {e}"))?;
+    if runs_as_version(&binary, TRIXIE_VERSION) {
+        return Ok(binary);
+    }
+    crate::packages::ensure_installed(crate::packages::KEEPALIVED_BUILD)?;
+    let started = Instant::now();
+    let work = tempfile::Builder::new()
+        .prefix("keepalived-build-")
+        .tempdir_in(&cache)
+        .context("create the build directory")?;
+    let tarball = work.path().join("keepalived.tar.gz");
+    let url = format!("{}{TRIXIE_TARBALL}", debian_mirror()?);
+    run_logged(
+        Command::new("curl")
+            .args(["--fail", "--silent", "--show-error", "--location"])
+            .args(["--retry", "3", "--output"])
+            .arg(&tarball)
+            .arg(&url),
+        &work.path().join("download.log"),
+    )?;
+    let sum = sha256(&tarball)?;
+    ensure!(
+        sum == TRIXIE_TARBALL_SHA256,
+        "{url}: SHA-256 {sum}, expected {TRIXIE_TARBALL_SHA256}"
+    );
+    run_logged(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(work.path()),
+        &work.path().join("tar.log"),
+    )?;
+    let source = work.path().join(format!("keepalived-{TRIXIE_VERSION}"));
+    let build_log = work.path().join("build.log");
+    run_logged(
+        Command::new("./configure")
+            .args(TRIXIE_CONFIGURE)
+            .current_dir(&source),
+        &build_log,
+    )?;
+    let jobs = std::thread::available_parallelism().map_or(1, usize::from);
+    run_logged(
+        Command::new("make")
+            .arg(format!("-j{jobs}"))
+            .current_dir(&source),
+        &build_log,
+    )?;
+    std::fs::create_dir_all(&dir)?;
+    let staged = dir.join("keepalived.new");
+    std::fs::copy(source.join("keepalived/keepalived"), &staged)
+        .context("copy the built keepalived")?;
+    std::fs::rename(&staged, &binary)?;
+    ensure!(
+        runs_as_version(&binary, TRIXIE_VERSION),
+        "the built {} does not report version {TRIXIE_VERSION}",
+        binary.display()
+    );
+    println!(
+        "lvskit: built keepalived {TRIXIE_VERSION} in {:.0?}, cached as {}",
+        started.elapsed(),
+        binary.display()
+    );
+    Ok(binary)
+}
+
+/// The Debian mirror apt uses (e.g. `http://mirror.example/debian/`, with
+/// the trailing slash): `$LVSKIT_DEBIAN_MIRROR` if set, else the first
+/// repository `apt-get indextargets` labels `Debian`, else the first whose
+/// path ends in `/debian/`.
+pub fn debian_mirror() -> Result<String> {
+    if let Ok(mirror) = std::env::var("LVSKIT_DEBIAN_MIRROR") {
+        return Ok(with_trailing_slash(mirror));
+    }
+    let output = Command::new("apt-get")
+        .args(["indextargets", "--format", "$(REPO_URI)\t$(LABEL)"])
+        .stderr(Stdio::null())
+        .output()
+        .context("run apt-get indextargets")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let repositories: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .collect();
+    repositories
+        .iter()
+        .find(|(_, label)| *label == "Debian")
+        .or_else(|| {
+            repositories
+                .iter()
+                .find(|(uri, _)| uri.trim_end_matches('/').ends_with("/debian"))
+        })
+        .map(|(uri, _)| with_trailing_slash((*uri).to_owned()))
+        .context("no Debian repository in apt's sources (set LVSKIT_DEBIAN_MIRROR)")
+}
+
+fn with_trailing_slash(mut uri: String) -> String {
+    if !uri.ends_with('/') {
+        uri.push('/');
+    }
+    uri
+}
+
+/// Whether `binary --version` runs and names `version`.
+fn runs_as_version(binary: &Path, version: &str) -> bool {
+    output_text(binary, "--version").contains(&format!("Keepalived v{version} "))
+}
+
+/// What `binary --help` prints (empty if it does not run).
+fn help_text(binary: &Path) -> String {
+    output_text(binary, "--help")
+}
+
+/// stdout and stderr of `binary option`, or nothing if it does not run.
+fn output_text(binary: &Path, option: &str) -> String {
+    Command::new(binary)
+        .arg(option)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `command` with its output appended to `log`; on failure the error
+/// carries the log's last lines.
+fn run_logged(command: &mut Command, log: &Path) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("open {}", log.display()))?;
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .with_context(|| format!("run {command:?}"))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{command:?} failed ({status}):\n{}", tail.join("\n"));
+    }
+    Ok(())
+}
+
+/// The SHA-256 of `path` in hex, by coreutils' `sha256sum`.
+fn sha256(path: &Path) -> Result<String> {
+    let output = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .context("run sha256sum")?;
+    ensure!(
+        output.status.success(),
+        "sha256sum {} failed",
+        path.display()
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .context("sha256sum printed nothing")
+}
+
 fn display(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
@@ -338,6 +575,19 @@ mod tests {
             assert!(block.contains(needle), "{needle:?} missing in\n{block}");
         }
         assert_eq!(block.matches('{').count(), block.matches('}').count());
+    }
+
+    #[test]
+    fn globals_come_before_the_instances() {
+        let instance = VrrpInstance::new("VI_1", "eth0", 1, 50).version(3);
+        let config = config_with_globals(&["v3_checksum_as_v2"], &[instance]);
+        let global = config.find("    v3_checksum_as_v2\n").expect("global line");
+        let end_of_globals = config.find("}\n").expect("end of global_defs");
+        let instance = config.find("vrrp_instance VI_1").expect("instance");
+        assert!(
+            global < end_of_globals && end_of_globals < instance,
+            "{config}"
+        );
     }
 
     #[test]

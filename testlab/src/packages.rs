@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 /// initramfs tools for the stock-kernel VM, iproute2 and nftables for the
 /// namespaces, Debian's keepalived and ipvsadm as peers and witnesses,
 /// tshark for a second opinion on packet bytes, ping, and dnsmasq as a real
-/// DNS server for the health checks.
+/// DNS server for the health checks. The tests that build trixie's
+/// keepalived install [`KEEPALIVED_BUILD`] when they first need it.
 pub const LAB: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
@@ -24,6 +25,18 @@ pub const LAB: &[&str] = &[
     "tshark",
     "iputils-ping",
     "dnsmasq-base",
+];
+
+/// What [`crate::keepalived::trixie_build`] needs to fetch and build
+/// keepalived's VRRP-only configuration: curl, a C toolchain, OpenSSL's
+/// headers (keepalived links libcrypto) and pkg-config.
+pub const KEEPALIVED_BUILD: &[&str] = &[
+    "curl",
+    "gcc",
+    "make",
+    "libc6-dev",
+    "libssl-dev",
+    "pkg-config",
 ];
 
 /// Whether dpkg knows `package` as installed.
