@@ -1,6 +1,7 @@
 //! Tier 2: `vrrpd` with real raw sockets in network namespaces, against
-//! itself and against Debian's keepalived 2.2.7, asserting on what the wire
-//! shows (a capture on the LAN bridge) and on what `ip addr` shows.
+//! itself and against Debian's keepalived 2.2.7 (and trixie's 2.3.3, built
+//! by the lab, for `v3_checksum_as_v2`), asserting on what the wire shows
+//! (a capture on the LAN bridge) and on what `ip addr` shows.
 //!
 //! Every scenario uses the shortest advert interval its version allows
 //! (100 ms for v3, 1 s for v2) to keep tier 2 short.
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
-use lvskit_testlab::keepalived::{Keepalived, VrrpInstance};
+use lvskit_testlab::keepalived::{Keepalived, VrrpInstance, config_with_globals};
 use lvskit_testlab::{Bridge, Capture, Frame, Lab, Node, Port, Process, require_root};
 use nix::sys::signal::Signal;
 
@@ -190,11 +191,18 @@ impl Net {
 
 /// Wireshark's verdict on the checksum of each VRRP advert in `frames`
 /// (`tshark`'s `vrrp.checksum.status`: 1 good, 0 bad), with its source.
-fn tshark_checksums(net: &Net, frames: &[Frame]) -> Result<Vec<(IpAddr, u8)>> {
+/// `rfc9568` sets Wireshark's `vrrp.v3_checksum_as_in_v2` preference: IPv4
+/// VRRPv3 checksums without the pseudo-header.
+fn tshark_checksums(net: &Net, frames: &[Frame], rfc9568: bool) -> Result<Vec<(IpAddr, u8)>> {
     let path = net.lab.dir().join("vrrp.pcap");
     lvskit_testlab::capture::write_pcap(&path, frames)?;
     let path = path.to_str().context("pcap path")?;
+    let preference = format!(
+        "vrrp.v3_checksum_as_in_v2:{}",
+        if rfc9568 { "TRUE" } else { "FALSE" }
+    );
     let output = std::process::Command::new("tshark")
+        .args(["-o", &preference])
         .args(["-r", path, "-Y", "vrrp && !icmp && !icmpv6", "-T", "fields"])
         .args([
             "-e",
@@ -417,6 +425,14 @@ struct Variant {
     vrrpd: Vec<&'static str>,
     /// keepalived's instance, priority overwritten per phase.
     keepalived: VrrpInstance,
+    /// Lines for keepalived's `global_defs`.
+    keepalived_globals: &'static [&'static str],
+    /// The keepalived binary: Debian's when `None`.
+    keepalived_binary: Option<PathBuf>,
+    /// IPv4 VRRPv3 checksums without the pseudo-header on both sides
+    /// (RFC 9568; vrrpd `--checksum rfc9568`, keepalived
+    /// `v3_checksum_as_v2`): tshark is told so.
+    rfc9568: bool,
     /// The VIP as `ip addr` shows it.
     vip: &'static str,
     /// IPv6: adverts come from the link-local addresses, else from
@@ -461,7 +477,15 @@ fn interop(variant: Variant) -> Result<()> {
     // 1.
     let mut keepalived = variant.keepalived.clone();
     keepalived.priority = 100;
-    let mut ka = Keepalived::start(net.node(2), "ka-100", &keepalived.config())?;
+    let start_keepalived = |name: &str, instance: &VrrpInstance| {
+        let config =
+            config_with_globals(variant.keepalived_globals, std::slice::from_ref(instance));
+        match &variant.keepalived_binary {
+            Some(binary) => Keepalived::start_binary(binary, net.node(2), name, &config),
+            None => Keepalived::start(net.node(2), name, &config),
+        }
+    };
+    let mut ka = start_keepalived("ka-100", &keepalived)?;
     ka.wait_for_log("Entering BACKUP STATE", Duration::from_secs(10))
         .with_context(|| {
             format!(
@@ -530,7 +554,7 @@ fn interop(variant: Variant) -> Result<()> {
     // 4.
     ka.terminate(Duration::from_secs(5))?;
     keepalived.priority = 200;
-    let mut ka = Keepalived::start(net.node(2), "ka-200", &keepalived.config())?;
+    let mut ka = start_keepalived("ka-200", &keepalived)?;
     ka.wait_for_log("Entering MASTER STATE", mdi + Duration::from_secs(3))
         .with_context(|| {
             format!(
@@ -579,8 +603,8 @@ fn interop(variant: Variant) -> Result<()> {
     );
     // Wireshark checks every checksum good: ours with the pseudo-header of
     // the real source and destination (group or unicast peer, IPv4 or
-    // IPv6), v2 over the message only.
-    let verdicts = tshark_checksums(&net, &frames)?;
+    // IPv6), v2 and RFC 9568's IPv4 v3 over the message only.
+    let verdicts = tshark_checksums(&net, &frames, variant.rfc9568)?;
     ensure!(
         verdicts.iter().any(|(source, _)| *source == ours),
         "tshark saw no advert from vrrpd"
@@ -653,6 +677,9 @@ fn netns_keepalived_v2_pass() -> Result<()> {
         keepalived: VrrpInstance::new("VI_1", "eth0", 51, 100)
             .vip("10.0.0.100/24")
             .auth_pass("secret"),
+        keepalived_globals: &[],
+        keepalived_binary: None,
+        rfc9568: false,
         vip: "10.0.0.100",
         v6: false,
         interval: Duration::from_secs(1),
@@ -682,6 +709,9 @@ fn netns_keepalived_v3_ipv4() -> Result<()> {
             .vip("10.0.0.100/24")
             .version(3)
             .advert_int(Duration::from_millis(100)),
+        keepalived_globals: &[],
+        keepalived_binary: None,
+        rfc9568: false,
         vip: "10.0.0.100",
         v6: false,
         interval: Duration::from_millis(100),
@@ -710,6 +740,9 @@ fn netns_keepalived_v3_ipv6() -> Result<()> {
             .vip("fd00::100/64")
             .version(3)
             .advert_int(Duration::from_millis(100)),
+        keepalived_globals: &[],
+        keepalived_binary: None,
+        rfc9568: false,
         vip: "fd00::100",
         v6: true,
         interval: Duration::from_millis(100),
@@ -741,6 +774,9 @@ fn netns_keepalived_unicast() -> Result<()> {
             .version(3)
             .advert_int(Duration::from_millis(100))
             .unicast("10.0.0.2", &["10.0.0.1"]),
+        keepalived_globals: &[],
+        keepalived_binary: None,
+        rfc9568: false,
         vip: "10.0.0.100",
         v6: false,
         interval: Duration::from_millis(100),
@@ -821,61 +857,64 @@ fn netns_keepalived_tie() -> Result<()> {
     Ok(())
 }
 
-/// keepalived 2.2.7 has no `v3_checksum_as_v2` (it is newer than this
-/// Debian package: the keyword is rejected as unknown), so the RFC 9568
-/// checksum form is checked two ways: two vrrpd with `--checksum rfc9568`
-/// agree with each other, and keepalived at its default (pseudo-header)
-/// rejects those adverts as having an invalid checksum, which proves the
-/// form on the wire is the other one.
+/// The RFC 9568 IPv4 checksum (no pseudo-header) against keepalived 2.3.3
+/// with `v3_checksum_as_v2` (Debian 12's 2.2.7 lacks the keyword; the lab
+/// builds trixie's once and caches it), the keyword in `vrrp_instance`:
+/// the whole interop script, both roles.
 #[test]
-fn netns_checksum_rfc9568() -> Result<()> {
-    let mut net = Net::new(3)?;
-    let vip = "10.0.0.100";
-    let args = |priority| {
-        vec![
+fn netns_keepalived_v3_checksum_as_v2() -> Result<()> {
+    require_root();
+    checksum_as_v2_interop(
+        VrrpInstance::new("VI_1", "eth0", 56, 100).line("v3_checksum_as_v2"),
+        &[],
+    )
+}
+
+/// As above, with `v3_checksum_as_v2` in `global_defs`.
+#[test]
+fn netns_keepalived_v3_checksum_as_v2_global() -> Result<()> {
+    require_root();
+    checksum_as_v2_interop(
+        VrrpInstance::new("VI_1", "eth0", 56, 100),
+        &["v3_checksum_as_v2"],
+    )
+}
+
+/// The interop script with vrrpd `--checksum rfc9568` and keepalived 2.3.3
+/// configured by `instance` (VRID 56) and `globals`. tshark, told the same
+/// form, calls every checksum good; keepalived at its default would log
+/// "Invalid VRRPv3 checksum" and take over in phase 1, which the script
+/// rules out.
+fn checksum_as_v2_interop(instance: VrrpInstance, globals: &'static [&'static str]) -> Result<()> {
+    interop(Variant {
+        vrrpd: vec![
             "--vrid",
             "56",
             "--vip",
             "10.0.0.100/24",
+            "--version",
+            "3",
             "--advert-int",
             "100ms",
             "--checksum",
             "rfc9568",
-            "--priority",
-            priority,
-        ]
-    };
-    let _r1 = net.vrrpd(1, "vrrpd-r1", &args("150"))?;
-    net.wait_vip_only_on(1, &[1], vip, Duration::from_secs(3))?;
-    let _r2 = net.vrrpd(2, "vrrpd-r2", &args("100"))?;
-    let instance = VrrpInstance::new("VI_1", "eth0", 56, 50)
-        .vip("10.0.0.100/24")
-        .version(3)
-        .advert_int(Duration::from_millis(100));
-    let ka = Keepalived::start(net.node(3), "ka", &instance.config())?;
-    ka.wait_for_log("Invalid VRRPv3 checksum", Duration::from_secs(5))?;
-    // r2 accepts r1's adverts and stays backup; keepalived, which drops
-    // them, becomes master after its Master_Down_Interval.
-    ka.wait_for_log("Entering MASTER STATE", Duration::from_secs(5))?;
-    std::thread::sleep(Duration::from_millis(500));
-    ensure!(
-        net.has_vip(1, vip)? && !net.has_vip(2, vip)?,
-        "r2 did not accept r1's RFC 9568 checksum"
-    );
-    // Wireshark, like keepalived 2.2.7, expects the pseudo-header: it calls
-    // r1's checksums bad and keepalived's good.
-    let frames = net.frames();
-    let verdicts = tshark_checksums(&net, &frames)?;
-    let r1: IpAddr = "10.0.0.1".parse()?;
-    let r3: IpAddr = "10.0.0.3".parse()?;
-    ensure!(verdicts.iter().any(|(s, _)| *s == r1) && verdicts.iter().any(|(s, _)| *s == r3));
-    ensure!(
-        verdicts
-            .iter()
-            .all(|(s, status)| (*s == r1 && *status == 0) || (*s == r3 && *status == 1)),
-        "tshark checksum verdicts: {verdicts:?}"
-    );
-    Ok(())
+        ],
+        keepalived: instance
+            .vip("10.0.0.100/24")
+            .version(3)
+            .advert_int(Duration::from_millis(100)),
+        keepalived_globals: globals,
+        keepalived_binary: Some(lvskit_testlab::keepalived::trixie_build()?),
+        rfc9568: true,
+        vip: "10.0.0.100",
+        v6: false,
+        interval: Duration::from_millis(100),
+        check: |a| {
+            a.version == 3
+                && a.vrid == 56
+                && a.destination == "224.0.0.18".parse::<IpAddr>().unwrap()
+        },
+    })
 }
 
 /// Link down is FAULT (seen through rtnetlink link events): the master
