@@ -376,6 +376,20 @@ impl Builder<'_> {
                 }
                 "enable_script_security" => g.enable_script_security = self.flag(m),
                 "script_user" => g.script_user = self.user_group(m),
+                "notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo" => {
+                    let fifo = notify_fifo_of(g, m.name());
+                    fifo.path = self.string(m, 0);
+                    fifo.owner = m.args().get(1).map(|u| {
+                        (
+                            u.text.to_string(),
+                            m.args().get(2).map(|t| t.text.to_string()),
+                        )
+                    });
+                }
+                "notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script" => {
+                    let script = self.script(m);
+                    notify_fifo_of(g, m.name()).script = script;
+                }
                 "vrrp_strict" => g.vrrp_strict = self.flag(m),
                 "vrrp_version" => {
                     if let Some(v) = self.unsigned(m, 0, 2, 3) {
@@ -1333,6 +1347,17 @@ impl Builder<'_> {
 }
 
 /// An IP address, or something that can be a DNS name (not all digits).
+/// The FIFO a `*notify_fifo*` keyword configures, by its prefix.
+fn notify_fifo_of<'g>(g: &'g mut GlobalDefs, keyword: &str) -> &'g mut NotifyFifo {
+    if keyword.starts_with("vrrp_") {
+        &mut g.vrrp_notify_fifo
+    } else if keyword.starts_with("lvs_") {
+        &mut g.lvs_notify_fifo
+    } else {
+        &mut g.notify_fifo
+    }
+}
+
 fn host_syntax_ok(s: &str) -> bool {
     s.parse::<IpAddr>().is_ok()
         || (!s.is_empty()

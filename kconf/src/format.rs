@@ -212,6 +212,21 @@ impl Formatter {
         }
         self.flag("vrrp_strict", g.vrrp_strict);
         self.kv("vrrp_version", g.vrrp_version.to_string());
+        for (prefix, fifo) in [
+            ("", &g.notify_fifo),
+            ("vrrp_", &g.vrrp_notify_fifo),
+            ("lvs_", &g.lvs_notify_fifo),
+        ] {
+            if let Some(path) = &fifo.path {
+                let mut w = vec![format!("{prefix}notify_fifo"), quote(path)];
+                if let Some((u, grp)) = &fifo.owner {
+                    w.push(quote(u));
+                    w.extend(grp.as_deref().map(quote));
+                }
+                self.line(&w);
+            }
+            self.script(&format!("{prefix}notify_fifo_script"), &fifo.script);
+        }
         self.directives(&g.extra);
         self.close();
     }

@@ -92,8 +92,27 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     /// `vrrp_version` (default 2).
     pub vrrp_version: u8,
+    /// `notify_fifo` and `notify_fifo_script`: every notification.
+    pub notify_fifo: NotifyFifo,
+    /// `vrrp_notify_fifo` and `vrrp_notify_fifo_script`: VRRP's.
+    pub vrrp_notify_fifo: NotifyFifo,
+    /// `lvs_notify_fifo` and `lvs_notify_fifo_script`: the checkers'.
+    pub lvs_notify_fifo: NotifyFifo,
     /// Other keywords.
     pub extra: Vec<Directive>,
+}
+
+/// A notify FIFO: `*notify_fifo FIFO_NAME [username [groupname]]` and
+/// `*notify_fifo_script COMMAND [username [groupname]]` (the script gets
+/// the FIFO's name as its last argument).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct NotifyFifo {
+    /// The FIFO's path, if configured.
+    pub path: Option<String>,
+    /// Owner (user, group) given to a FIFO the daemon creates.
+    pub owner: Option<(String, Option<String>)>,
+    /// The script that reads it.
+    pub script: Option<Script>,
 }
 
 impl Default for GlobalDefs {
@@ -109,6 +128,9 @@ impl Default for GlobalDefs {
             script_user: None,
             vrrp_strict: false,
             vrrp_version: 2,
+            notify_fifo: NotifyFifo::default(),
+            vrrp_notify_fifo: NotifyFifo::default(),
+            lvs_notify_fifo: NotifyFifo::default(),
             extra: Vec::new(),
         }
     }

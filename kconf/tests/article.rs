@@ -205,3 +205,27 @@ fn unknown_block_is_skipped_whole() {
         .count();
     assert_eq!(unknown, 1);
 }
+
+#[test]
+fn notify_fifos_and_their_scripts_are_typed_and_format_back() {
+    let text = "global_defs {\n    notify_fifo /run/ka.fifo\n    notify_fifo_script \"/usr/bin/reader -v\" root\n    vrrp_notify_fifo /run/vrrp.fifo keepalived_script daemon\n    lvs_notify_fifo /run/lvs.fifo\n}\n";
+    let p = parse_str(text, &Options::offline());
+    assert!(p.diagnostics.is_empty(), "{}", p.render());
+    let g = &p.config.global;
+    assert_eq!(g.notify_fifo.path.as_deref(), Some("/run/ka.fifo"));
+    let script = g.notify_fifo.script.as_ref().expect("notify_fifo_script");
+    assert_eq!(script.argv, ["/usr/bin/reader", "-v"]);
+    assert_eq!(script.user.as_deref(), Some("root"));
+    assert_eq!(g.vrrp_notify_fifo.path.as_deref(), Some("/run/vrrp.fifo"));
+    assert_eq!(
+        g.vrrp_notify_fifo.owner,
+        Some(("keepalived_script".into(), Some("daemon".into())))
+    );
+    assert_eq!(g.lvs_notify_fifo.path.as_deref(), Some("/run/lvs.fifo"));
+    assert!(g.lvs_notify_fifo.script.is_none());
+    let again = parse_str(
+        &lvskit_kconf::format::format(&p.config),
+        &Options::offline(),
+    );
+    assert_eq!(again.config.global, p.config.global);
+}

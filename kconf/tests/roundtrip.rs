@@ -78,6 +78,7 @@ fn global() -> impl Strategy<Value = GlobalDefs> {
                 vrrp_strict: strict,
                 vrrp_version: version,
                 extra: Vec::new(),
+                ..GlobalDefs::default()
             },
         )
 }
