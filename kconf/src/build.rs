@@ -985,6 +985,10 @@ impl Builder<'_> {
                 "alpha" => vs.alpha = true,
                 "omega" => vs.omega = true,
                 "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(m),
+                // Kept as written for lvskitd, which acts on them.
+                "sorry_server_inhibit" | "sorry_server_lvs_method" => {
+                    vs.extra.push(directive(m));
+                }
                 _ => self.keep(m, &mut vs.extra),
             }
         }
@@ -1120,6 +1124,8 @@ impl Builder<'_> {
                     }
                 }
                 "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(m),
+                // Kept as written for lvskitd's checkers, which inherit them.
+                "alpha" | "virtualhost" | "lvs_method" => rs.extra.push(directive(m)),
                 "notify_up" => rs.notify_up = self.script(m),
                 "notify_down" => rs.notify_down = self.script(m),
                 "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK"
@@ -1232,8 +1238,29 @@ impl Builder<'_> {
                         .map(|v| Duration::from_secs(v as u64));
                 }
                 ("misc_dynamic", CheckerKind::Misc(x)) => x.dynamic = true,
-                ("payload", CheckerKind::Udp(u)) => u.payload = self.string(m, 0),
-                ("require_reply", CheckerKind::Udp(u)) => u.require_reply = true,
+                ("payload", CheckerKind::Udp(u)) => {
+                    // Free-form hex: the words together are the payload.
+                    if self.arg(m, 0).is_some() {
+                        let words: Vec<&str> = m.args().iter().map(|t| &*t.text).collect();
+                        u.payload = Some(words.join(" "));
+                    }
+                }
+                ("require_reply", CheckerKind::Udp(u)) => {
+                    u.require_reply = true;
+                    // The expected reply, when given, is read from `extra`.
+                    if !m.args().is_empty() {
+                        c.extra.push(directive(m));
+                    }
+                }
+                (
+                    "bind_if" | "fwmark" | "alpha" | "enable_sni" | "min_reply_length"
+                    | "max_reply_length",
+                    _,
+                )
+                | ("weight", CheckerKind::File(_)) => {
+                    // Kept as written for lvskitd, which acts on them.
+                    c.extra.push(directive(m));
+                }
                 ("track_file", CheckerKind::File(f)) => f.track_file = self.string(m, 0),
                 ("name", CheckerKind::Bfd(b)) => *b = self.string(m, 0),
                 _ => self.keep(m, &mut c.extra),
@@ -1466,6 +1493,57 @@ mod tests {
              DNS_CHECK {{\n }}\n MISC_CHECK {{\n misc_path /bin/true\n }}\n \
              MISC_CHECK {{\n misc_path /bin/true\n retry 2\n }}\n TCP_CHECK {{\n }}\n }}\n}}\n"
         )
+    }
+
+    #[test]
+    fn connection_options_for_lvskitd_are_kept_without_a_warning() {
+        let text = "virtual_server 10.0.0.1 53 {\n protocol UDP\n lb_algo rr\n lb_kind DR\n \
+             sorry_server 10.0.0.9 53\n sorry_server_inhibit\n sorry_server_lvs_method NAT\n \
+             real_server 10.0.0.2 53 {\n alpha\n virtualhost rs.example\n lvs_method TUN\n \
+             UDP_CHECK {\n payload Ab12f 3\n require_reply 0102\n bind_if eth0\n fwmark 7\n \
+             min_reply_length 2\n }\n }\n}\n";
+        let parsed = crate::parse_str(text, &crate::Options::offline());
+        let unsupported: Vec<String> = parsed
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == crate::diag::Code::NotSupported)
+            .map(|d| d.message.clone())
+            .collect();
+        assert!(unsupported.is_empty(), "{unsupported:?}");
+        let rs = &parsed.config.virtual_servers[0].real_servers[0];
+        let rs_kept: Vec<&str> = rs.extra.iter().map(|d| d.keyword.as_str()).collect();
+        assert_eq!(rs_kept, ["alpha", "virtualhost", "lvs_method"]);
+        let vs_kept: Vec<&str> = parsed.config.virtual_servers[0]
+            .extra
+            .iter()
+            .map(|d| d.keyword.as_str())
+            .collect();
+        assert_eq!(vs_kept, ["sorry_server_inhibit", "sorry_server_lvs_method"]);
+        let checker = &rs.checkers[0];
+        let CheckerKind::Udp(udp) = &checker.kind else {
+            panic!("{:?}", checker.kind)
+        };
+        assert_eq!(udp.payload.as_deref(), Some("Ab12f 3"));
+        assert!(udp.require_reply);
+        let kept: Vec<(&str, Vec<&str>)> = checker
+            .extra
+            .iter()
+            .map(|d| {
+                (
+                    d.keyword.as_str(),
+                    d.args.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("require_reply", vec!["0102"]),
+                ("bind_if", vec!["eth0"]),
+                ("fwmark", vec!["7"]),
+                ("min_reply_length", vec!["2"]),
+            ]
+        );
     }
 
     #[test]

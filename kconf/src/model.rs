@@ -515,7 +515,8 @@ pub struct VirtualServer {
     pub timing: CheckTiming,
     /// `real_server` blocks.
     pub real_servers: Vec<RealServer>,
-    /// Other keywords.
+    /// Other keywords, as written (`sorry_server_inhibit` and
+    /// `sorry_server_lvs_method` without a warning).
     pub extra: Vec<Directive>,
 }
 
@@ -547,7 +548,8 @@ pub struct RealServer {
     pub timing: CheckTiming,
     /// Health checkers.
     pub checkers: Vec<Checker>,
-    /// Other keywords.
+    /// Other keywords, as written (`alpha` and `virtualhost`, inherited by
+    /// the checkers, and `lvs_method`, without a warning).
     pub extra: Vec<Directive>,
 }
 
@@ -567,7 +569,9 @@ pub struct Checker {
     /// Timers, inherited from the real server; `delay_before_retry` and
     /// `warmup` are resolved here.
     pub timing: CheckTiming,
-    /// Other keywords.
+    /// Other keywords, as written. Without a warning: `bind_if`, `fwmark`,
+    /// `alpha`, `enable_sni`, `min_reply_length`, `max_reply_length`,
+    /// `require_reply HEX` and FILE_CHECK's `weight`.
     pub extra: Vec<Directive>,
 }
 
@@ -654,7 +658,7 @@ pub struct MiscCheck {
 /// `UDP_CHECK` settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct UdpCheck {
-    /// `payload` (hex).
+    /// `payload` (hex, its words joined by a space).
     pub payload: Option<String>,
     /// `require_reply`.
     pub require_reply: bool,
