@@ -2,15 +2,15 @@
 //! the kernel's IPVS table; and the IPVS sync daemon following VRRP.
 
 use anyhow::{Context, Result, bail};
-use lvskit_healthcheck::pool::Pool;
+use lvskit_healthcheck::pool::{Pool, Role};
 use lvskit_healthcheck::{
-    CheckKind, CheckSpec, Event, RealServerConfig, RealServerId, Scheduler, VirtualServerConfig,
+    CheckSpec, Event, RealServerConfig, RealServerId, Scheduler, SorryServer, VirtualServerConfig,
 };
 use lvskit_ipvs::{
-    AsyncHandle, DaemonState, Desired, DesiredService, Destination, ForwardingMethod, Protocol,
-    SchedulerName, Scope, Service, ServiceFlags, ServiceKey, SyncDaemon,
+    AsyncHandle, DaemonState, Desired, DesiredService, Destination, Family, ForwardingMethod,
+    Protocol, SchedulerName, Scope, Service, ServiceFlags, ServiceKey, SyncDaemon,
 };
-use lvskit_kconf::model::{self as kconf, CheckerKind};
+use lvskit_kconf::model as kconf;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::str::FromStr as _;
@@ -18,13 +18,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+use super::{checks, vsgroup};
+
 /// One virtual server, ready to run.
 #[derive(Debug, Clone)]
 pub struct VirtualServerPlan {
-    /// The IPVS service.
-    pub service: Service,
-    /// How its real servers are reached.
-    pub forwarding: ForwardingMethod,
+    /// keepalived's name for it: `[10.0.0.100]:tcp:80`, `FWM 7` or
+    /// `group NAME`.
+    pub name: String,
+    /// The IPVS services: one, or one per member of a
+    /// `virtual_server_group`, all with the same real servers.
+    pub services: Vec<Service>,
+    /// How each real server is reached (by index): its `lvs_method`, else
+    /// the virtual server's `lb_kind`.
+    pub forwarding: Vec<ForwardingMethod>,
+    /// How the sorry server is reached (`sorry_server_lvs_method`).
+    pub sorry_forwarding: ForwardingMethod,
     /// Weights, inhibit flags, quorum and sorry server.
     pub pool: VirtualServerConfig,
     /// The checkers of each real server (by index).
@@ -34,9 +43,9 @@ pub struct VirtualServerPlan {
 }
 
 impl VirtualServerPlan {
-    /// `[10.0.0.100]:tcp:80`, keepalived's way of naming a service.
-    pub fn name(&self) -> String {
-        service_name(&self.service.key)
+    /// The keys of its services.
+    pub fn keys(&self) -> impl Iterator<Item = ServiceKey> + '_ {
+        self.services.iter().map(|s| s.key)
     }
 }
 
@@ -65,44 +74,83 @@ fn real_server_name(address: SocketAddr, protocol: &str) -> String {
     format!("[{}]:{protocol}:{}", address.ip(), address.port())
 }
 
-/// Maps the parsed `virtual_server` blocks. Checkers other than TCP_CHECK
-/// are refused with an error naming them: lvskitd maps only TCP_CHECK so far.
+/// Maps the parsed `virtual_server` blocks and their checkers
+/// ([`checks::specs`]).
 pub fn plan(config: &kconf::Config) -> Result<Vec<VirtualServerPlan>> {
-    config.virtual_servers.iter().map(virtual_server).collect()
+    config
+        .virtual_servers
+        .iter()
+        .map(|vs| virtual_server(config, vs))
+        .collect()
 }
 
-fn virtual_server(vs: &kconf::VirtualServer) -> Result<VirtualServerPlan> {
+fn virtual_server(config: &kconf::Config, vs: &kconf::VirtualServer) -> Result<VirtualServerPlan> {
     let protocol = match vs.protocol {
         kconf::Protocol::Tcp => Protocol::Tcp,
         kconf::Protocol::Udp => Protocol::Udp,
         kconf::Protocol::Sctp => Protocol::Sctp,
     };
-    let key = match &vs.service {
-        kconf::ServiceAddress::Address { ip, port } => ServiceKey::Address {
-            protocol,
-            address: *ip,
-            port: *port,
-        },
-        other => {
-            bail!("virtual_server {other:?}: only `virtual_server IP PORT` is supported by lvskitd")
+    // keepalived takes a fwmark service's family from its real servers.
+    let family = vs
+        .real_servers
+        .first()
+        .map_or(Family::Ipv4, |rs| Family::of(&rs.address));
+    let (name, keys) = match &vs.service {
+        kconf::ServiceAddress::Address { ip, port } => {
+            let key = ServiceKey::Address {
+                protocol,
+                address: *ip,
+                port: *port,
+            };
+            (service_name(&key), vec![key])
+        }
+        kconf::ServiceAddress::Fwmark(mark) => {
+            let key = ServiceKey::Fwmark {
+                family,
+                mark: *mark,
+            };
+            (service_name(&key), vec![key])
+        }
+        kconf::ServiceAddress::Group(group) => {
+            let name = format!("group {group}");
+            let members = config
+                .virtual_server_groups
+                .iter()
+                .find(|g| &g.name == group)
+                .with_context(|| format!("{name}: no virtual_server_group {group}"))?;
+            let keys = vsgroup::service_keys(&members.entries, protocol, family)
+                .with_context(|| format!("virtual_server_group {group}"))?;
+            if keys.is_empty() {
+                bail!("virtual_server_group {group} has no members");
+            }
+            (name, keys)
         }
     };
-    let name = service_name(&key);
     let scheduler_text = format!("{:?}", vs.lb_algo).to_lowercase();
     let scheduler = SchedulerName::from_str(&scheduler_text)
         .map_err(|_| anyhow::anyhow!("{name}: scheduler {scheduler_text} is not known to IPVS"))?;
-    let mut service = Service::new(key, scheduler);
-    if let Some(timeout) = vs.persistence_timeout {
-        service.flags |= ServiceFlags::PERSISTENT;
-        service.timeout = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
-    }
-    let forwarding = match vs.lb_kind {
+    let services = keys
+        .into_iter()
+        .map(|key| {
+            let mut service = Service::new(key, scheduler.clone());
+            if let Some(timeout) = vs.persistence_timeout {
+                service.flags |= ServiceFlags::PERSISTENT;
+                service.timeout = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
+            }
+            service
+        })
+        .collect();
+    let default_forwarding = match vs.lb_kind {
         kconf::ForwardingMethod::Nat => ForwardingMethod::Masq,
         kconf::ForwardingMethod::Dr => ForwardingMethod::DirectRoute,
         kconf::ForwardingMethod::Tun => ForwardingMethod::TUNNEL,
     };
+    let forwarding_of = |extra: &[kconf::Directive], keyword: &str| {
+        lvs_method(extra, keyword, default_forwarding).with_context(|| format!("{name}: {keyword}"))
+    };
     let mut real_servers = Vec::new();
-    let mut checks = Vec::new();
+    let mut forwarding = Vec::new();
+    let mut check_specs = Vec::new();
     for rs in &vs.real_servers {
         let address = SocketAddr::new(rs.address, rs.port);
         real_servers.push(RealServerConfig {
@@ -110,44 +158,60 @@ fn virtual_server(vs: &kconf::VirtualServer) -> Result<VirtualServerPlan> {
             weight: rs.weight,
             inhibit_on_failure: rs.inhibit_on_failure || vs.inhibit_on_failure,
         });
+        forwarding.push(forwarding_of(&rs.extra, "lvs_method")?);
         let mut specs = Vec::new();
         for checker in &rs.checkers {
-            if !matches!(checker.kind, CheckerKind::Tcp) {
-                bail!(
-                    "{name}: real server {address}: only TCP_CHECK is mapped by lvskitd so far, not {:?}",
-                    checker.kind
-                );
-            }
-            let mut spec = CheckSpec::new(address, CheckKind::Tcp, checker.timing.delay_loop);
-            spec.connect.connect_ip = Some(checker.connect_ip);
-            spec.connect.connect_port = Some(checker.connect_port);
-            spec.connect.bindto = checker.bind_ip;
-            spec.connect.bind_port = checker.bind_port;
-            spec.connect.connect_timeout = checker.timing.connect_timeout;
-            spec.timing.retry = checker.timing.retry;
-            if let Some(delay) = checker.timing.delay_before_retry {
-                spec.timing.delay_before_retry = delay;
-            }
-            if let Some(warmup) = checker.timing.warmup {
-                spec.timing.warmup = warmup;
-            }
-            spec.timing.alpha = vs.alpha;
-            specs.push(spec);
+            specs.extend(
+                checks::specs(config, vs, rs, checker)
+                    .with_context(|| format!("{name}: real server {address}"))?,
+            );
         }
-        checks.push(specs);
+        check_specs.push(specs);
     }
+    let sorry_server = vs.sorry_server.map(|(ip, port)| SorryServer {
+        address: SocketAddr::new(ip, port),
+        // keepalived gives the sorry server weight 1.
+        weight: 1,
+        inhibit: vs.extra.iter().any(|d| d.keyword == "sorry_server_inhibit"),
+    });
     Ok(VirtualServerPlan {
-        service,
+        sorry_forwarding: forwarding_of(&vs.extra, "sorry_server_lvs_method")?,
+        name,
+        services,
         forwarding,
         pool: VirtualServerConfig {
             real_servers,
             quorum: vs.quorum,
             hysteresis: vs.hysteresis,
-            sorry_server: None,
+            sorry_server,
         },
-        checks,
+        checks: check_specs,
         alpha: vs.alpha,
     })
+}
+
+/// `lvs_method NAT|DR|TUN` (or `sorry_server_lvs_method`) among `extra`,
+/// else `default`.
+fn lvs_method(
+    extra: &[kconf::Directive],
+    keyword: &str,
+    default: ForwardingMethod,
+) -> Result<ForwardingMethod> {
+    let Some(directive) = extra.iter().find(|d| d.keyword == keyword) else {
+        return Ok(default);
+    };
+    match directive
+        .args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["NAT"] => Ok(ForwardingMethod::Masq),
+        ["DR"] => Ok(ForwardingMethod::DirectRoute),
+        ["TUN"] => Ok(ForwardingMethod::TUNNEL),
+        other => bail!("expected NAT, DR or TUN (tunnel options are not mapped), not {other:?}"),
+    }
 }
 
 /// `lvs_sync_daemon IFACE INSTANCE [id N]` of `global_defs`.
@@ -198,8 +262,9 @@ pub fn sync_settings(config: &kconf::Config) -> Result<Option<SyncSettings>> {
     }))
 }
 
-/// What a real server looked like to its checkers, kept across reloads.
-pub type CheckState = HashMap<(ServiceKey, SocketAddr), bool>;
+/// What a real server looked like to its checkers, kept across reloads:
+/// by virtual server name and real server address.
+pub type CheckState = HashMap<(String, SocketAddr), bool>;
 
 struct Running {
     plan: VirtualServerPlan,
@@ -241,7 +306,7 @@ impl Lvs {
         let (servers, by_id, scheduler) = build(plans, carried);
         let (tx, events) = mpsc::channel(1024);
         let runner = spawn_runner(scheduler, tx);
-        let scope = Scope::Services(servers.iter().map(|s| s.plan.service.key).collect());
+        let scope = Scope::Services(servers.iter().flat_map(|s| s.plan.keys()).collect());
         let mut handle = handle;
         if sync.is_some() {
             // A daemon killed without cleanup leaves its sync threads in
@@ -270,7 +335,7 @@ impl Lvs {
         for server in &self.servers {
             for (index, rs) in server.plan.pool.real_servers.iter().enumerate() {
                 state.insert(
-                    (server.plan.service.key, rs.address),
+                    (server.plan.name.clone(), rs.address),
                     server.pool.is_alive(index),
                 );
             }
@@ -296,12 +361,12 @@ impl Lvs {
             Scope::Services(keys) => keys.clone(),
             _ => BTreeSet::new(),
         };
-        keys.extend(servers.iter().map(|s| s.plan.service.key));
+        keys.extend(servers.iter().flat_map(|s| s.plan.keys()));
         self.scope = Scope::Services(keys);
         self.servers = servers;
         self.by_id = by_id;
         self.apply().await?;
-        self.scope = Scope::Services(self.servers.iter().map(|s| s.plan.service.key).collect());
+        self.scope = Scope::Services(self.servers.iter().flat_map(|s| s.plan.keys()).collect());
         if sync != self.sync {
             let state = self.sync_state.take();
             self.stop_sync().await;
@@ -349,24 +414,25 @@ impl Lvs {
                 };
                 let running = &mut self.servers[vs];
                 let address = running.plan.pool.real_servers[rs].address;
-                let protocol = protocol_of(&running.plan.service.key);
+                let protocol = protocol_of(&running.plan.services[0].key);
                 let rs_name = real_server_name(address, protocol);
-                let vs_name = running.plan.name();
+                let vs_name = &running.plan.name;
                 if up {
-                    tracing::info!("TCP connection to {rs_name} success.");
+                    tracing::info!("Check on service {rs_name} succeeded ({reason}).");
                     tracing::info!("Adding service {rs_name} to VS {vs_name}");
                 } else {
-                    tracing::info!("TCP_CHECK on service {rs_name} failed ({reason:?}).");
+                    tracing::info!("Check on service {rs_name} failed ({reason}).");
                     tracing::info!("Removing service {rs_name} from VS {vs_name}");
                 }
                 running.pool.set_alive(Instant::now(), rs, up);
+                log_quorum(running);
                 self.apply().await
             }
             Event::Weight { server, weight, .. } => {
                 if let Some(&(vs, rs)) = self.by_id.get(&server) {
-                    self.servers[vs]
-                        .pool
-                        .set_dynamic_weight(Instant::now(), rs, weight);
+                    let running = &mut self.servers[vs];
+                    running.pool.set_dynamic_weight(Instant::now(), rs, weight);
+                    log_quorum(running);
                     self.apply().await?;
                 }
                 Ok(())
@@ -380,28 +446,30 @@ impl Lvs {
 
     /// Sends the desired table to the kernel (only the difference).
     async fn apply(&mut self) -> Result<()> {
-        let desired = Desired {
-            services: self
-                .servers
-                .iter()
-                .map(|running| DesiredService {
-                    service: running.plan.service.clone(),
-                    destinations: running
-                        .pool
-                        .desired()
-                        .into_iter()
-                        .map(|d| {
-                            let mut destination = Destination::new(
-                                d.address.ip(),
-                                d.address.port(),
-                                running.plan.forwarding,
-                            );
-                            destination.weight = d.weight;
-                            destination
-                        })
-                        .collect(),
+        let mut services = Vec::new();
+        for running in &self.servers {
+            let destinations: Vec<Destination> = running
+                .pool
+                .desired()
+                .into_iter()
+                .map(|d| {
+                    let forwarding = match d.role {
+                        Role::RealServer(index) => running.plan.forwarding[index],
+                        Role::SorryServer => running.plan.sorry_forwarding,
+                    };
+                    let mut destination =
+                        Destination::new(d.address.ip(), d.address.port(), forwarding);
+                    destination.weight = d.weight;
+                    destination
                 })
-                .collect(),
+                .collect();
+            services.extend(running.plan.services.iter().map(|service| DesiredService {
+                service: service.clone(),
+                destinations: destinations.clone(),
+            }));
+        }
+        let desired = Desired {
+            services,
             scope: self.scope.clone(),
         };
         let report = self.handle.apply(&desired).await.context("IPVS apply")?;
@@ -436,7 +504,7 @@ impl Lvs {
                         })
                         .collect();
                     serde_json::json!({
-                        "service": running.plan.name(),
+                        "service": running.plan.name,
                         "quorum_up": running.pool.quorum_up(),
                         "real_servers": real_servers,
                     })
@@ -509,6 +577,22 @@ impl Lvs {
     }
 }
 
+/// keepalived's log lines for a quorum change of a virtual server.
+fn log_quorum(running: &mut Running) {
+    while let Some(event) = running.pool.poll_event() {
+        if event.initial {
+            continue;
+        }
+        let verb = if event.up { "Gained" } else { "Lost" };
+        tracing::info!(
+            "{verb} quorum for VS {}: alive weight {} against {}",
+            running.plan.name,
+            event.weight_sum,
+            event.threshold
+        );
+    }
+}
+
 fn protocol_of(key: &ServiceKey) -> &'static str {
     match key {
         ServiceKey::Address { protocol, .. } => protocol_name(*protocol),
@@ -530,7 +614,7 @@ fn build(plans: Vec<VirtualServerPlan>, carried: &CheckState) -> Built {
     for (vs_index, plan) in plans.into_iter().enumerate() {
         let mut alive = Vec::new();
         for (rs_index, rs) in plan.pool.real_servers.iter().enumerate() {
-            let was = carried.get(&(plan.service.key, rs.address)).copied();
+            let was = carried.get(&(plan.name.clone(), rs.address)).copied();
             let up = was.unwrap_or(!plan.alpha);
             alive.push(up);
             let specs = plan.checks[rs_index]
@@ -574,11 +658,14 @@ mod tests {
         let plans = plan(&parse(&text)).unwrap();
         assert_eq!(plans.len(), 1);
         let vs = &plans[0];
-        assert_eq!(vs.name(), "[10.0.0.100]:tcp:80");
-        assert_eq!(vs.service.scheduler, SchedulerName::Rr);
-        assert!(vs.service.flags.contains(ServiceFlags::PERSISTENT));
-        assert_eq!(vs.service.timeout, 50);
-        assert_eq!(vs.forwarding, ForwardingMethod::DirectRoute);
+        assert_eq!(vs.name, "[10.0.0.100]:tcp:80");
+        assert_eq!(vs.services.len(), 1);
+        let service = &vs.services[0];
+        assert_eq!(service.scheduler, SchedulerName::Rr);
+        assert!(service.flags.contains(ServiceFlags::PERSISTENT));
+        assert_eq!(service.timeout, 50);
+        assert_eq!(vs.forwarding, [ForwardingMethod::DirectRoute; 2]);
+        assert_eq!(vs.pool.sorry_server, None);
         let weights: Vec<u32> = vs.pool.real_servers.iter().map(|r| r.weight).collect();
         assert_eq!(weights, [10, 20]);
         let check = &vs.checks[1][0];
@@ -607,12 +694,81 @@ mod tests {
         );
     }
 
+    const GROUPS: &str = "virtual_server_group web {\n    10.0.0.100-101 80\n    fwmark 5\n}\n\
+        virtual_server group web {\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n    quorum 15\n    \
+        hysteresis 2\n    sorry_server 10.0.0.50 8080\n    sorry_server_inhibit\n    \
+        sorry_server_lvs_method NAT\n    real_server 10.0.0.11 80 {\n        weight 10\n    }\n    \
+        real_server 10.0.0.12 80 {\n        weight 10\n        lvs_method TUN\n        \
+        inhibit_on_failure\n    }\n}\n\
+        virtual_server fwmark 9 {\n    lb_algo rr\n    lb_kind DR\n    real_server fd00::11 0 {\n    }\n}\n";
+
     #[test]
-    fn unsupported_checkers_are_refused_by_name() {
+    fn groups_fwmarks_and_sorry_servers_are_planned() {
+        let plans = plan(&parse(GROUPS)).unwrap();
+        let group = &plans[0];
+        assert_eq!(group.name, "group web");
+        let keys: Vec<String> = group.keys().map(|k| service_name(&k)).collect();
+        assert_eq!(
+            keys,
+            ["[10.0.0.100]:tcp:80", "[10.0.0.101]:tcp:80", "FWM 5"]
+        );
+        assert!(
+            group
+                .services
+                .iter()
+                .all(|s| s.scheduler == SchedulerName::Wrr)
+        );
+        assert_eq!(
+            group.forwarding,
+            [ForwardingMethod::DirectRoute, ForwardingMethod::TUNNEL]
+        );
+        assert_eq!(group.sorry_forwarding, ForwardingMethod::Masq);
+        assert_eq!(
+            group.pool.sorry_server,
+            Some(SorryServer {
+                address: "10.0.0.50:8080".parse().unwrap(),
+                weight: 1,
+                inhibit: true
+            })
+        );
+        assert_eq!((group.pool.quorum, group.pool.hysteresis), (15, 2));
+        let inhibit: Vec<bool> = group
+            .pool
+            .real_servers
+            .iter()
+            .map(|r| r.inhibit_on_failure)
+            .collect();
+        assert_eq!(inhibit, [false, true]);
+
+        // A fwmark service takes its family from its real servers.
+        let fwmark = &plans[1];
+        assert_eq!(fwmark.name, "FWM 9");
+        assert_eq!(
+            fwmark.services[0].key,
+            ServiceKey::Fwmark {
+                family: Family::Ipv6,
+                mark: 9
+            }
+        );
+    }
+
+    #[test]
+    fn a_group_that_does_not_exist_is_an_error() {
+        let text = GROUPS.replace("virtual_server group web", "virtual_server group nosuch");
+        let error = format!("{:#}", plan(&parse(&text)).unwrap_err());
+        assert!(error.contains("no virtual_server_group nosuch"), "{error}");
+    }
+
+    #[test]
+    fn checker_errors_name_the_service_and_real_server() {
         let text = crate::lab::Topology::new(2, 4)
             .keepalived_conf(0, &[10, 10])
-            .replacen("TCP_CHECK {", "HTTP_GET {\n            url {\n                path /\n                status_code 200\n            }", 1);
-        let error = plan(&parse(&text)).unwrap_err().to_string();
-        assert!(error.contains("only TCP_CHECK"), "{error}");
+            .replacen("TCP_CHECK {", "BFD_CHECK {", 1);
+        let error = format!("{:#}", plan(&parse(&text)).unwrap_err());
+        assert!(
+            error.contains("[10.0.0.100]:tcp:80: real server 10.0.0.11:80")
+                && error.contains("BFD_CHECK"),
+            "{error}"
+        );
     }
 }

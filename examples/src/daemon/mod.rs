@@ -14,11 +14,13 @@
 //! - The status socket answers `status` with JSON.
 //! - SIGUSR1, SIGUSR2 and SIGRTMIN+2 write keepalived's dumps ([`dump`]).
 
+pub mod checks;
 pub mod dump;
 pub mod lvs;
 pub mod monitor;
 pub mod pidfile;
 pub mod vrrp;
+pub mod vsgroup;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;

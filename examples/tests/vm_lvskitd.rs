@@ -1,0 +1,189 @@
+//! Tier 3: `lvskitd -C` (checkers and IPVS) on Debian's stock kernel, with
+//! Debian's `ipvsadm` as the witness of what reaches the kernel.
+
+use anyhow::{Context, Result, ensure};
+use lvskit_testlab::vm::Vm;
+use lvskit_testlab::{Lab, Node, Process};
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+
+const SERVICE: &str = "10.0.0.100:80";
+
+/// `lvskitd -C -n -l -f <config>` on `node`, with its files in the node's
+/// directory.
+fn start_lvskitd(node: &Node, config: &str) -> Result<Process> {
+    let dir = node.dir();
+    let path = dir.join("lvskitd.conf");
+    std::fs::write(&path, config)?;
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    node.spawn(
+        "lvskitd",
+        [
+            env!("CARGO_BIN_EXE_lvskitd").to_owned(),
+            "-C".into(),
+            "-n".into(),
+            "-l".into(),
+            "-f".into(),
+            path.to_string_lossy().into_owned(),
+            "-p".into(),
+            file("lvskitd.pid"),
+            "--status-socket".into(),
+            file("lvskitd.sock"),
+        ],
+    )
+}
+
+fn start_app(node: &Node, name: &str) -> Result<Process> {
+    let app = node.spawn(
+        name,
+        [
+            env!("CARGO_BIN_EXE_lvskit-app"),
+            "--name",
+            name,
+            "--vip",
+            "10.0.0.100",
+            "--listen",
+            "0.0.0.0:80",
+        ],
+    )?;
+    app.wait_for_output("ready on", Duration::from_secs(20))?;
+    Ok(app)
+}
+
+/// The real servers of the service as `ipvsadm -Ln` lists them:
+/// (address, weight); none while the service does not exist.
+fn real_servers(lb: &Node) -> Result<Vec<(String, u32)>> {
+    let out = lb.exec(["/usr/sbin/ipvsadm", "-Ln", "-t", SERVICE])?;
+    let table = &out.stdout;
+    Ok(table
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["->", address, _method, weight, ..] if address.contains(':') => {
+                    Some(((*address).to_owned(), weight.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// Waits until `ipvsadm` shows `expected` (sorted), printing the table
+/// when it does not.
+fn wait_for_table(
+    lb: &Node,
+    lvskitd: &Process,
+    expected: &[(&str, u32)],
+    timeout: Duration,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let mut wanted: Vec<(String, u32)> = expected
+        .iter()
+        .map(|(a, w)| ((*a).to_owned(), *w))
+        .collect();
+    wanted.sort();
+    loop {
+        let mut seen = real_servers(lb)?;
+        seen.sort();
+        if seen == wanted {
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            started.elapsed() < timeout,
+            "IPVS table {seen:?}, expected {wanted:?} within {timeout:?}\nlvskitd:\n{}",
+            lvskitd.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// HTTP_GET, MISC_CHECK, FILE_CHECK and PING_CHECK, each on its own real
+/// server, followed through the kernel's table as the servers come and go.
+#[test]
+fn vm_lvskitd_checkers_drive_the_ipvs_table() {
+    Vm::new()
+        .binary(env!("CARGO_BIN_EXE_lvskitd"))
+        .binary(env!("CARGO_BIN_EXE_lvskit-app"))
+        // Debug builds of both binaries unpack to about 300 MB in the
+        // initramfs.
+        .memory_mib(2048)
+        .timeout(Duration::from_secs(600))
+        .run_test(|| {
+            let lab = Lab::new()?;
+            let lan = lab.bridge("lan")?;
+            let lb = lab.node("lb")?;
+            let app1 = lab.node("app1")?;
+            let app4 = lab.node("app4")?;
+            for (node, address) in [(&lb, "10.0.0.2/24"), (&app1, "10.0.0.11/24"), (&app4, "10.0.0.14/24")] {
+                lab.connect(node, "eth0", &lan)?;
+                node.add_addr("eth0", address)?;
+            }
+            let dir = lb.dir().to_path_buf();
+            let misc_flag = dir.join("misc-up");
+            let weight_file = dir.join("weight");
+            std::fs::write(&weight_file, "4\n")?;
+            let config = format!(
+                "track_file weightfile {{\n    file {weight}\n    weight 1\n}}\n\
+                 virtual_server 10.0.0.100 80 {{\n    delay_loop 1\n    connect_timeout 2\n    \
+                 delay_before_retry 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n\
+                 \x20   real_server 10.0.0.11 80 {{\n        weight 10\n        HTTP_GET {{\n            \
+                 url {{\n                path /health\n                status_code 200\n            }}\n            \
+                 retry 0\n        }}\n    }}\n\
+                 \x20   real_server 10.0.0.12 80 {{\n        weight 20\n        MISC_CHECK {{\n            \
+                 misc_path \"/bin/sh -c 'test -e {misc}'\"\n            misc_timeout 5\n        }}\n    }}\n\
+                 \x20   real_server 10.0.0.13 80 {{\n        weight 30\n        FILE_CHECK {{\n            \
+                 track_file weightfile\n        }}\n    }}\n\
+                 \x20   real_server 10.0.0.14 80 {{\n        weight 40\n        PING_CHECK {{\n            \
+                 retry 0\n        }}\n    }}\n}}\n",
+                weight = weight_file.display(),
+                misc = misc_flag.display(),
+            );
+            let mut app = start_app(&app1, "app1")?;
+            let mut lvskitd = start_lvskitd(&lb, &config)?;
+            let long = Duration::from_secs(60);
+            // app1 answers /health; the MISC_CHECK script fails (no flag
+            // file); the file's 4 moves the weight 30 → 34; app4 answers
+            // pings.
+            let up = wait_for_table(
+                &lb,
+                &lvskitd,
+                &[("10.0.0.11:80", 10), ("10.0.0.13:80", 34), ("10.0.0.14:80", 40)],
+                long,
+            )?;
+            println!("initial table after {up:?}");
+
+            std::fs::write(&misc_flag, "")?;
+            std::fs::write(&weight_file, "-300\n")?;
+            app.signal(Signal::SIGTERM);
+            app.wait_timeout(Duration::from_secs(10))?;
+            app4.link_down("eth0")?;
+            let changed = wait_for_table(&lb, &lvskitd, &[("10.0.0.12:80", 20)], long)?;
+            println!("MISC up, FILE fault, HTTP and PING down after {changed:?}");
+
+            let _app = start_app(&app1, "app1")?;
+            std::fs::write(&weight_file, "0\n")?;
+            app4.link_up("eth0")?;
+            let back = wait_for_table(
+                &lb,
+                &lvskitd,
+                &[
+                    ("10.0.0.11:80", 10),
+                    ("10.0.0.12:80", 20),
+                    ("10.0.0.13:80", 30),
+                    ("10.0.0.14:80", 40),
+                ],
+                long,
+            )?;
+            println!("all back after {back:?}");
+
+            lvskitd.signal(Signal::SIGTERM);
+            let status = lvskitd
+                .wait_timeout(Duration::from_secs(20))
+                .context("lvskitd did not stop")?;
+            ensure!(status.success(), "lvskitd: {status}\n{}", lvskitd.stderr());
+            let left = lb.run(["/usr/sbin/ipvsadm", "-Ln"])?;
+            ensure!(!left.contains("10.0.0.100:80"), "service left behind:\n{left}");
+            Ok(())
+        });
+}
