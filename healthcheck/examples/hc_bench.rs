@@ -5,13 +5,20 @@
 //! hc_bench tcp  --servers 10000 --seconds 60   # TCP_CHECK every 1 s
 //! hc_bench http --servers 2000  --seconds 60   # HTTP_GET every 1 s
 //! hc_bench bare --servers 10000 --seconds 60   # bare tokio connect loop
+//! # checker and bare loop alternating, 3 rounds of 20 s each, real-time:
+//! chrt -f 10 hc_bench tcp --servers 10000 --seconds 20 --rounds 3 --baseline
 //! ```
 //!
 //! The real servers run in a child process (this binary with `serve`), on
 //! listeners spread over many addresses in 127.0.0.0/8, so that
 //! `getrusage(RUSAGE_SELF)` in the parent counts the checker's CPU only.
-//! The checker runs on a single-threaded tokio runtime. Lateness is how long
-//! after its due time each probe started.
+//! The checker runs on a single-threaded tokio runtime, a fresh one per
+//! measured phase. A probe is due one `delay_loop` after the previous one
+//! ended (keepalived's rule); its lateness is how long after that it began,
+//! the connect not included. With `--baseline`, each round measures a bare
+//! tokio loop doing the same work (connect; or connect, GET and read for
+//! `http`) right before the checker, against the same servers, so the two
+//! see the same machine load.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -57,7 +64,17 @@ struct Args {
     /// Probes in flight at most.
     #[arg(long, default_value_t = 4096)]
     max_in_flight: usize,
+    /// Measured phases of each kind.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
+    /// Before each checker phase, measure the bare loop doing the same work.
+    #[arg(long)]
+    baseline: bool,
 }
+
+/// Listen backlog of each real server (the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4).
+const LISTEN_BACKLOG: u32 = 1024;
 
 fn raise_nofile() -> anyhow::Result<u64> {
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
@@ -69,11 +86,12 @@ fn raise_nofile() -> anyhow::Result<u64> {
     Ok(want)
 }
 
-fn cpu_time() -> anyhow::Result<Duration> {
+/// User and system CPU time of this process so far.
+fn cpu_time() -> anyhow::Result<(Duration, Duration)> {
     let u = getrusage(UsageWho::RUSAGE_SELF)?;
     let tv =
         |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
-    Ok(tv(u.user_time()) + tv(u.system_time()))
+    Ok((tv(u.user_time()), tv(u.system_time())))
 }
 
 fn address(i: usize, per_address: usize) -> IpAddr {
@@ -98,13 +116,19 @@ fn serve(args: &Args) -> anyhow::Result<()> {
         for i in 0..args.servers {
             let socket = tokio::net::TcpSocket::new_v4()?;
             socket.bind(SocketAddr::new(address(i, args.per_address), 0))?;
-            let listener = socket.listen(1024)?;
+            // Each listener sees about one connection per second; the
+            // backlog only has to cover a stall of the accept loop.
+            let listener = socket.listen(LISTEN_BACKLOG)?;
             writeln!(out, "{}", listener.local_addr()?)?;
             let http = args.http;
             tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    if http {
-                        tokio::spawn(serve_http(stream));
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, _)) if http => drop(tokio::spawn(serve_http(stream))),
+                        Ok(_) => {}
+                        // Out of descriptors: keep the listener and retry
+                        // shortly (the kernel completes handshakes anyway).
+                        Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
                     }
                 }
             });
@@ -142,51 +166,91 @@ struct Report {
     probes: u64,
     failures: u64,
     lateness: Lateness,
-    cpu: Duration,
+    user: Duration,
+    system: Duration,
     wall: Duration,
 }
 
 impl Report {
-    fn print(&self, mode: Mode, servers: usize) {
-        let cores = self.cpu.as_secs_f64() / self.wall.as_secs_f64();
-        let per_check = self.cpu.as_secs_f64() * 1e6 / self.probes.max(1) as f64;
+    fn cpu(&self) -> Duration {
+        self.user + self.system
+    }
+
+    fn cpu_per_check(&self) -> Duration {
+        self.cpu().div_f64(self.probes.max(1) as f64)
+    }
+
+    fn print(&self, label: &str, servers: usize, load: &str) {
+        let cores = self.cpu().as_secs_f64() / self.wall.as_secs_f64();
         println!(
-            "mode={mode:?} servers={servers} wall={:.1}s probes={} failures={} rate={:.0}/s",
+            "{label} servers={servers} wall={:.1}s probes={} failures={} rate={:.0}/s loadavg=[{load}]",
             self.wall.as_secs_f64(),
             self.probes,
             self.failures,
             self.probes as f64 / self.wall.as_secs_f64()
         );
         println!(
-            "lateness p50={:?} p99={:?} p99.9={:?} max={:?}",
+            "  lateness p50={:?} p99={:?} p99.9={:?} max={:?}",
             self.lateness.quantile(0.50),
             self.lateness.quantile(0.99),
             self.lateness.quantile(0.999),
             self.lateness.max
         );
         println!(
-            "cpu={:.2}s cores={cores:.3} cpu_per_check={per_check:.1}us",
-            self.cpu.as_secs_f64()
+            "  cpu={:.2}s (user {:.2}s, system {:.2}s) cores={cores:.3} cpu_per_check={:.1}us",
+            self.cpu().as_secs_f64(),
+            self.user.as_secs_f64(),
+            self.system.as_secs_f64(),
+            self.cpu_per_check().as_secs_f64() * 1e6
         );
     }
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// This process's scheduling policy and real-time priority, from
+/// `/proc/self/stat` (fields 41 and 40, proc(5)).
+fn scheduling() -> String {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // `fields[0]` is field 3 (state).
+    let priority = fields.get(37).copied().unwrap_or("?");
+    match fields.get(38).copied() {
+        Some("0") => "SCHED_OTHER".to_owned(),
+        Some("1") => format!("SCHED_FIFO priority {priority}"),
+        Some("2") => format!("SCHED_RR priority {priority}"),
+        other => format!("policy {other:?}"),
+    }
+}
+
+fn checker_spec(mode: Mode, target: SocketAddr) -> CheckSpec {
+    let kind = if mode == Mode::Http {
+        CheckKind::Http(HttpGet {
+            urls: vec![UrlCheck::new("/")],
+            ..HttpGet::default()
+        })
+    } else {
+        CheckKind::Tcp
+    };
+    let mut spec = CheckSpec::new(target, kind, Duration::from_secs(1));
+    spec.connect.connect_timeout = Duration::from_secs(1);
+    spec.timing.warmup = Duration::from_secs(1); // jittered first probes
+    spec
 }
 
 async fn run_checker(args: &Args, targets: &[SocketAddr]) -> anyhow::Result<Report> {
     let mut scheduler = Scheduler::new(args.max_in_flight);
     let now = tokio::time::Instant::now().into_std();
     for target in targets {
-        let kind = if args.mode == Mode::Http {
-            CheckKind::Http(HttpGet {
-                urls: vec![UrlCheck::new("/")],
-                ..HttpGet::default()
-            })
-        } else {
-            CheckKind::Tcp
-        };
-        let mut spec = CheckSpec::new(*target, kind, Duration::from_secs(1));
-        spec.connect.connect_timeout = Duration::from_secs(1);
-        spec.timing.warmup = Duration::from_secs(1); // jittered first probes
-        scheduler.add_real_server(now, vec![spec]);
+        scheduler.add_real_server(now, vec![checker_spec(args.mode, *target)]);
     }
     let lateness = Arc::new(Mutex::new(Lateness::default()));
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
@@ -215,25 +279,49 @@ async fn measure(
 ) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     lateness.lock().unwrap().reset();
-    let (cpu0, wall0) = (cpu_time()?, Instant::now());
+    failures.store(0, Ordering::Relaxed);
+    let ((user0, system0), wall0) = (cpu_time()?, Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let (cpu, wall) = (cpu_time()? - cpu0, wall0.elapsed());
+    let ((user1, system1), wall) = (cpu_time()?, wall0.elapsed());
     let lateness = std::mem::take(&mut *lateness.lock().unwrap());
     let failures = failures.load(Ordering::Relaxed);
     Ok(Report {
         probes: lateness.probes,
         failures,
         lateness,
-        cpu,
+        user: user1 - user0,
+        system: system1 - system0,
         wall,
     })
 }
 
-/// The baseline: one task per server doing what TCP_CHECK does, nothing more.
+/// What the bare loop does with one server: the checker's work with
+/// nothing around it.
+async fn bare_check(target: SocketAddr, http: bool) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(target).await?;
+    if !http {
+        return Ok(());
+    }
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = Vec::with_capacity(256);
+    stream.read_to_end(&mut response).await?;
+    if response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("not a 200 response"))
+    }
+}
+
+/// The baseline: one task per server doing the checker's work on the same
+/// schedule (due one second after the previous check ended).
 async fn run_bare(args: &Args, targets: &[SocketAddr]) -> anyhow::Result<Report> {
     let lateness = Arc::new(Mutex::new(Lateness::default()));
     let failures = Arc::new(AtomicU64::new(0));
     let start = tokio::time::Instant::now();
+    let http = args.mode == Mode::Http;
     for (i, target) in targets.iter().enumerate() {
         let target = *target;
         let lateness = lateness.clone();
@@ -247,22 +335,60 @@ async fn run_bare(args: &Args, targets: &[SocketAddr]) -> anyhow::Result<Report>
                 if let Ok(mut l) = lateness.lock() {
                     l.record(late);
                 }
-                match tokio::time::timeout(
-                    Duration::from_secs(1),
-                    tokio::net::TcpStream::connect(target),
-                )
-                .await
-                {
-                    Ok(Ok(s)) => drop(s),
-                    _ => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                    }
+                let check = tokio::time::timeout(Duration::from_secs(1), bare_check(target, http));
+                if !matches!(check.await, Ok(Ok(()))) {
+                    failures.fetch_add(1, Ordering::Relaxed);
                 }
                 due = tokio::time::Instant::now() + Duration::from_secs(1);
             }
         });
     }
     measure(args.seconds, &lateness, &failures).await
+}
+
+/// Measures one phase on a fresh single-threaded runtime; dropping the
+/// runtime at the end stops every task of the phase.
+fn phase(args: &Args, targets: &[SocketAddr], bare: bool) -> anyhow::Result<Report> {
+    let load = load_average();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(async {
+        if bare {
+            run_bare(args, targets).await
+        } else {
+            run_checker(args, targets).await
+        }
+    })?;
+    let label = match (bare, args.mode) {
+        (true, Mode::Http) => "bare-http",
+        (true, _) => "bare-tcp",
+        (false, Mode::Http) => "checker-http",
+        (false, _) => "checker-tcp",
+    };
+    report.print(label, targets.len(), &load);
+    Ok(report)
+}
+
+/// Sums phases: probes, CPU and wall time add up, lateness merges.
+fn total(reports: &[Report]) -> Report {
+    let mut sum = Report {
+        probes: 0,
+        failures: 0,
+        lateness: Lateness::default(),
+        user: Duration::ZERO,
+        system: Duration::ZERO,
+        wall: Duration::ZERO,
+    };
+    for r in reports {
+        sum.probes += r.probes;
+        sum.failures += r.failures;
+        sum.user += r.user;
+        sum.system += r.system;
+        sum.wall += r.wall;
+        sum.lateness.merge(&r.lateness);
+    }
+    sum
 }
 
 fn main() -> anyhow::Result<()> {
@@ -309,17 +435,29 @@ fn main() -> anyhow::Result<()> {
         targets.len(),
         addresses.len()
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let report = rt.block_on(async {
-        if args.mode == Mode::Bare {
-            run_bare(&args, &targets).await
-        } else {
-            run_checker(&args, &targets).await
+    println!("scheduling: {}", scheduling());
+    let (mut checker, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..args.rounds.max(1) {
+        if args.mode == Mode::Bare || args.baseline {
+            bare.push(phase(&args, &targets, true)?);
         }
-    })?;
-    report.print(args.mode, args.servers);
+        if args.mode != Mode::Bare {
+            checker.push(phase(&args, &targets, false)?);
+        }
+    }
+    let load = load_average();
+    if args.rounds > 1 {
+        for (label, reports) in [("total-bare", &bare), ("total-checker", &checker)] {
+            if !reports.is_empty() {
+                total(reports).print(label, targets.len(), &load);
+            }
+        }
+    }
+    if !bare.is_empty() && !checker.is_empty() {
+        let ratio = total(&checker).cpu_per_check().as_secs_f64()
+            / total(&bare).cpu_per_check().as_secs_f64();
+        println!("cpu_per_check checker/bare = {ratio:.2}x (target <= 1.5x)");
+    }
     drop(child.stdin.take());
     let _ = child.wait();
     Ok(())

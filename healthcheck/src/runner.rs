@@ -15,6 +15,11 @@ use crate::checker::Outcome;
 use crate::scheduler::{CheckerId, Event, Scheduler};
 
 /// Lateness statistics: how long after its due time each probe started.
+///
+/// A probe is due `delay_loop` (or `delay_before_retry`) after the end of
+/// the previous one, as in keepalived; its lateness is the time from that
+/// due instant to the moment the probe task begins (the connect itself is
+/// not counted).
 #[derive(Debug, Default)]
 pub struct Lateness {
     /// Count of probes per millisecond of lateness; the last bucket holds
@@ -54,20 +59,49 @@ impl Lateness {
         self.max
     }
 
+    /// Adds the probes recorded in `other`.
+    pub fn merge(&mut self, other: &Lateness) {
+        if other.buckets.is_empty() {
+            return;
+        }
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; LATENESS_BUCKETS];
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+        self.probes += other.probes;
+        self.max = self.max.max(other.max);
+    }
+
     /// Forgets everything recorded so far.
     pub fn reset(&mut self) {
         *self = Lateness::default();
     }
 }
 
+/// What a probe task hands back to the runner.
+struct Finished {
+    checker: CheckerId,
+    /// When the probe ended: the next one is timed from here.
+    ended: tokio::time::Instant,
+    outcome: Outcome,
+}
+
 /// Runs `scheduler` until the event receiver is dropped. Probes run as
 /// tokio tasks, at most the scheduler's `max_in_flight` at once.
+///
+/// Each probe task stamps its own start and end. The end stamp, not the
+/// moment the runner collects the result, is what the next probe is timed
+/// from: collecting several results in one wake-up must not give those
+/// checkers one shared due time, or they would fire together from then on
+/// and their bunch would grow every loop.
 pub async fn run(
     mut scheduler: Scheduler,
     events: mpsc::Sender<Event>,
     lateness: Arc<Mutex<Lateness>>,
 ) {
-    let mut probes: JoinSet<(CheckerId, Outcome)> = JoinSet::new();
+    let mut probes: JoinSet<Finished> = JoinSet::new();
     // One timer, re-armed only when the earliest deadline changes.
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
@@ -75,12 +109,20 @@ pub async fn run(
     loop {
         let now = tokio::time::Instant::now().into_std();
         while let Some(request) = scheduler.poll_probe(now) {
-            if let Ok(mut l) = lateness.lock() {
-                l.record(now.saturating_duration_since(request.due));
-            }
-            let spec = request.spec;
-            let id = request.checker;
-            probes.spawn(async move { (id, crate::probe::run(&spec).await) });
+            let due = tokio::time::Instant::from_std(request.due);
+            let lateness = lateness.clone();
+            probes.spawn(async move {
+                let started = tokio::time::Instant::now();
+                if let Ok(mut l) = lateness.lock() {
+                    l.record(started.saturating_duration_since(due));
+                }
+                let outcome = crate::probe::run(&request.spec).await;
+                Finished {
+                    checker: request.checker,
+                    ended: tokio::time::Instant::now(),
+                    outcome,
+                }
+            });
         }
         while let Some(event) = scheduler.poll_event() {
             if events.send(event).await.is_err() {
@@ -97,11 +139,14 @@ pub async fn run(
         tokio::select! {
             () = &mut sleep, if armed.is_some() => armed = None,
             joined = probes.join_next(), if !probes.is_empty() => {
-                let now = tokio::time::Instant::now().into_std();
                 let mut joined = joined;
                 while let Some(result) = joined {
                     match result {
-                        Ok((id, outcome)) => scheduler.handle_result(now, id, outcome),
+                        Ok(done) => scheduler.handle_result(
+                            done.ended.into_std(),
+                            done.checker,
+                            done.outcome,
+                        ),
                         Err(e) => {
                             // Probe tasks do not panic on peer input; if one
                             // did, stop loudly rather than leave its checker

@@ -174,3 +174,71 @@ async fn servers_sharing_a_check_cause_one_connection_per_loop() {
         "one checker event (its first result): {first:?}"
     );
 }
+
+/// The runner times each checker's next probe from the end of its own
+/// probe, even when it collects several results in one wake-up (here: late,
+/// because it was blocked on a full event channel). Stamping them all with
+/// the collection time would make those checkers fire together from then on.
+#[tokio::test(start_paused = true)]
+async fn runner_times_each_probe_from_its_own_end() {
+    use lvskit_healthcheck::config::UdpCheck;
+    // Checker A: a refused port, down at once; its two events fill the
+    // channel (capacity 1) and block the runner.
+    let refused = {
+        let (l, addr) = listener().await;
+        drop(l);
+        addr
+    };
+    // Checker B: a UDP server that stays silent until t=5; with
+    // `require_reply` its first probe times out at t=2.
+    let udp = tokio::net::UdpSocket::bind((unique_loopback(), 0))
+        .await
+        .unwrap();
+    let mut b = spec(
+        udp.local_addr().unwrap(),
+        CheckKind::Udp(UdpCheck {
+            payload: b"ping".to_vec(),
+            require_reply: true,
+            ..UdpCheck::default()
+        }),
+        timing(10, 0, 1),
+    );
+    b.connect.connect_timeout = Duration::from_secs(2);
+    let t0 = tokio::time::Instant::now().into_std();
+    let mut sched = lvskit_healthcheck::Scheduler::with_seed(16, 1);
+    sched.add_real_server(t0, vec![spec(refused, CheckKind::Tcp, timing(10, 0, 1))]);
+    let b_server = sched.add_real_server(t0, vec![b]);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(lvskit_healthcheck::runner::run(
+        sched,
+        tx,
+        std::sync::Arc::new(std::sync::Mutex::new(
+            lvskit_healthcheck::runner::Lateness::default(),
+        )),
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // From t=5 the server answers.
+    tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+            let _ = udp.send_to(&buf[..n], from).await;
+        }
+    });
+    let mut b_events = Vec::new();
+    while b_events.len() < 2 {
+        if let Event::RealServer { server, at, up, .. } = rx.recv().await.unwrap()
+            && server == b_server
+        {
+            b_events.push((at - t0, up));
+        }
+    }
+    // B went down when its probe ended (t=2), though the runner only saw it
+    // at t=5, and its next probe ran one delay_loop after t=2: up at t=12.
+    assert_eq!(
+        b_events,
+        [
+            (Duration::from_secs(2), false),
+            (Duration::from_secs(12), true)
+        ]
+    );
+}
