@@ -7,7 +7,7 @@ use lvskit_testlab::{Lab, Node, Process};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
-const SERVICE: &str = "10.0.0.100:80";
+const SERVICE: &[&str] = &["-t", "10.0.0.100:80"];
 
 /// `lvskitd -C -n -l -f <config>` on `node`, with its files in the node's
 /// directory.
@@ -50,42 +50,57 @@ fn start_app(node: &Node, name: &str) -> Result<Process> {
     Ok(app)
 }
 
-/// The real servers of the service as `ipvsadm -Ln` lists them:
-/// (address, weight); none while the service does not exist.
-fn real_servers(lb: &Node) -> Result<Vec<(String, u32)>> {
-    let out = lb.exec(["/usr/sbin/ipvsadm", "-Ln", "-t", SERVICE])?;
-    let table = &out.stdout;
-    Ok(table
+/// A destination as `ipvsadm -Ln` lists it: address, method, weight.
+type Row = (String, String, u32);
+
+/// The destinations of one service (`ipvsadm` words, e.g. `-t ADDR:PORT`
+/// or `-f MARK`), sorted; none while the service does not exist.
+fn real_servers(lb: &Node, service: &[&str]) -> Result<Vec<Row>> {
+    let out = lb.exec(["/usr/sbin/ipvsadm", "-Ln"].iter().chain(service))?;
+    let mut rows: Vec<Row> = out
+        .stdout
         .lines()
         .filter_map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                ["->", address, _method, weight, ..] if address.contains(':') => {
-                    Some(((*address).to_owned(), weight.parse().ok()?))
-                }
+                ["->", address, method, weight, ..] if address.contains(':') => Some((
+                    (*address).to_owned(),
+                    (*method).to_owned(),
+                    weight.parse().ok()?,
+                )),
                 _ => None,
             }
         })
-        .collect())
+        .collect();
+    rows.sort();
+    Ok(rows)
 }
 
-/// Waits until `ipvsadm` shows `expected` (sorted), printing the table
-/// when it does not.
+/// Waits until every service of `expected` lists exactly its destinations
+/// (in any order); on timeout, the error shows the table and lvskitd's log.
 fn wait_for_table(
     lb: &Node,
     lvskitd: &Process,
-    expected: &[(&str, u32)],
+    expected: &[(&[&str], &[(&str, &str, u32)])],
     timeout: Duration,
 ) -> Result<Duration> {
     let started = Instant::now();
-    let mut wanted: Vec<(String, u32)> = expected
+    let wanted: Vec<Vec<Row>> = expected
         .iter()
-        .map(|(a, w)| ((*a).to_owned(), *w))
+        .map(|(_, rows)| {
+            let mut rows: Vec<Row> = rows
+                .iter()
+                .map(|(a, m, w)| ((*a).to_owned(), (*m).to_owned(), *w))
+                .collect();
+            rows.sort();
+            rows
+        })
         .collect();
-    wanted.sort();
     loop {
-        let mut seen = real_servers(lb)?;
-        seen.sort();
+        let seen = expected
+            .iter()
+            .map(|(service, _)| real_servers(lb, service))
+            .collect::<Result<Vec<_>>>()?;
         if seen == wanted {
             return Ok(started.elapsed());
         }
@@ -96,6 +111,23 @@ fn wait_for_table(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Stops lvskitd with SIGTERM and checks it removed what it created.
+fn stop_lvskitd(lb: &Node, mut lvskitd: Process) -> Result<()> {
+    lvskitd.signal(Signal::SIGTERM);
+    let status = lvskitd
+        .wait_timeout(Duration::from_secs(20))
+        .context("lvskitd did not stop")?;
+    ensure!(status.success(), "lvskitd: {status}\n{}", lvskitd.stderr());
+    let left = lb.run(["/usr/sbin/ipvsadm", "-Ln"])?;
+    ensure!(
+        !left
+            .lines()
+            .any(|l| l.starts_with("TCP") || l.starts_with("FWM")),
+        "services left behind:\n{left}"
+    );
+    Ok(())
 }
 
 /// HTTP_GET, MISC_CHECK, FILE_CHECK and PING_CHECK, each on its own real
@@ -140,7 +172,7 @@ fn vm_lvskitd_checkers_drive_the_ipvs_table() {
                 misc = misc_flag.display(),
             );
             let mut app = start_app(&app1, "app1")?;
-            let mut lvskitd = start_lvskitd(&lb, &config)?;
+            let lvskitd = start_lvskitd(&lb, &config)?;
             let long = Duration::from_secs(60);
             // app1 answers /health; the MISC_CHECK script fails (no flag
             // file); the file's 4 moves the weight 30 → 34; app4 answers
@@ -148,7 +180,14 @@ fn vm_lvskitd_checkers_drive_the_ipvs_table() {
             let up = wait_for_table(
                 &lb,
                 &lvskitd,
-                &[("10.0.0.11:80", 10), ("10.0.0.13:80", 34), ("10.0.0.14:80", 40)],
+                &[(
+                    SERVICE,
+                    &[
+                        ("10.0.0.11:80", "Route", 10),
+                        ("10.0.0.13:80", "Route", 34),
+                        ("10.0.0.14:80", "Route", 40),
+                    ],
+                )],
                 long,
             )?;
             println!("initial table after {up:?}");
@@ -158,7 +197,12 @@ fn vm_lvskitd_checkers_drive_the_ipvs_table() {
             app.signal(Signal::SIGTERM);
             app.wait_timeout(Duration::from_secs(10))?;
             app4.link_down("eth0")?;
-            let changed = wait_for_table(&lb, &lvskitd, &[("10.0.0.12:80", 20)], long)?;
+            let changed = wait_for_table(
+                &lb,
+                &lvskitd,
+                &[(SERVICE, &[("10.0.0.12:80", "Route", 20)])],
+                long,
+            )?;
             println!("MISC up, FILE fault, HTTP and PING down after {changed:?}");
 
             let _app = start_app(&app1, "app1")?;
@@ -167,23 +211,91 @@ fn vm_lvskitd_checkers_drive_the_ipvs_table() {
             let back = wait_for_table(
                 &lb,
                 &lvskitd,
-                &[
-                    ("10.0.0.11:80", 10),
-                    ("10.0.0.12:80", 20),
-                    ("10.0.0.13:80", 30),
-                    ("10.0.0.14:80", 40),
-                ],
+                &[(
+                    SERVICE,
+                    &[
+                        ("10.0.0.11:80", "Route", 10),
+                        ("10.0.0.12:80", "Route", 20),
+                        ("10.0.0.13:80", "Route", 30),
+                        ("10.0.0.14:80", "Route", 40),
+                    ],
+                )],
                 long,
             )?;
             println!("all back after {back:?}");
 
-            lvskitd.signal(Signal::SIGTERM);
-            let status = lvskitd
-                .wait_timeout(Duration::from_secs(20))
-                .context("lvskitd did not stop")?;
-            ensure!(status.success(), "lvskitd: {status}\n{}", lvskitd.stderr());
-            let left = lb.run(["/usr/sbin/ipvsadm", "-Ln"])?;
-            ensure!(!left.contains("10.0.0.100:80"), "service left behind:\n{left}");
+            stop_lvskitd(&lb, lvskitd)?;
             Ok(())
         });
 }
+
+/// A `virtual_server_group` (an address range and a fwmark) and a fwmark
+/// virtual server: every member gets the same real servers; losing quorum
+/// brings in the sorry server and keeps the `inhibit_on_failure` server at
+/// weight 0; regaining it restores the pool. MISC_CHECK scripts testing for
+/// flag files stand in for the real servers' health.
+#[test]
+fn vm_lvskitd_group_fwmark_and_sorry_server() {
+    Vm::new()
+        .binary(env!("CARGO_BIN_EXE_lvskitd"))
+        .memory_mib(2048)
+        .timeout(Duration::from_secs(600))
+        .run_test(|| {
+            let lab = Lab::new()?;
+            let lb = lab.node("lb")?;
+            lb.run(["ip", "link", "set", "lo", "up"])?;
+            let dir = lb.dir().to_path_buf();
+            let flag = |n: u32| dir.join(format!("up{n}"));
+            for n in 1..=3 {
+                std::fs::write(flag(n), "")?;
+            }
+            let misc = |n: u32| {
+                format!(
+                    "MISC_CHECK {{\n            misc_path \"/bin/sh -c 'test -e {}'\"\n            misc_timeout 5\n        }}",
+                    flag(n).display()
+                )
+            };
+            let config = format!(
+                "virtual_server_group web {{\n    10.0.0.100-101 80\n    fwmark 5\n}}\n\
+                 virtual_server group web {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    \
+                 protocol TCP\n    quorum 2\n    sorry_server 10.0.0.50 80\n\
+                 \x20   real_server 10.0.0.11 80 {{\n        {}\n    }}\n\
+                 \x20   real_server 10.0.0.12 80 {{\n        inhibit_on_failure\n        {}\n    }}\n}}\n\
+                 virtual_server fwmark 9 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n\
+                 \x20   real_server 10.0.0.13 80 {{\n        {}\n    }}\n}}\n",
+                misc(1),
+                misc(2),
+                misc(3),
+            );
+            let lvskitd = start_lvskitd(&lb, &config)?;
+            let long = Duration::from_secs(60);
+            let members: [&[&str]; 3] = [
+                &["-t", "10.0.0.100:80"],
+                &["-t", "10.0.0.101:80"],
+                &["-f", "5"],
+            ];
+            let fwmark9: &[&str] = &["-f", "9"];
+            let healthy: &[(&str, &str, u32)] =
+                &[("10.0.0.11:80", "Route", 1), ("10.0.0.12:80", "Route", 1)];
+            let mut expected: Vec<(&[&str], &[(&str, &str, u32)])> =
+                members.iter().map(|m| (*m, healthy)).collect();
+            expected.push((fwmark9, &[("10.0.0.13:80", "Masq", 1)]));
+            let up = wait_for_table(&lb, &lvskitd, &expected, long)?;
+            println!("group and fwmark services up after {up:?}");
+
+            // 10.0.0.12 fails: the alive weight 1 is under quorum 2.
+            std::fs::remove_file(flag(2))?;
+            let sorry: &[(&str, &str, u32)] =
+                &[("10.0.0.12:80", "Route", 0), ("10.0.0.50:80", "Route", 1)];
+            let lost: Vec<(&[&str], &[(&str, &str, u32)])> =
+                members.iter().map(|m| (*m, sorry)).collect();
+            let took = wait_for_table(&lb, &lvskitd, &lost, long)?;
+            println!("quorum lost, sorry server in after {took:?}");
+
+            std::fs::write(flag(2), "")?;
+            let took = wait_for_table(&lb, &lvskitd, &expected, long)?;
+            println!("quorum regained after {took:?}");
+            stop_lvskitd(&lb, lvskitd)
+        });
+}
+
