@@ -53,6 +53,12 @@ fn start_app(node: &Node, name: &str) -> Result<Process> {
 /// A destination as `ipvsadm -Ln` lists it: address, method, weight.
 type Row = (String, String, u32);
 
+/// A destination as a test expects it: address, method, weight.
+type Expected<'a> = (&'a str, &'a str, u32);
+
+/// A service (`ipvsadm` words) and the destinations it should list.
+type ServiceRows<'a> = (&'a [&'a str], &'a [Expected<'a>]);
+
 /// The destinations of one service (`ipvsadm` words, e.g. `-t ADDR:PORT`
 /// or `-f MARK`), sorted; none while the service does not exist.
 fn real_servers(lb: &Node, service: &[&str]) -> Result<Vec<Row>> {
@@ -81,7 +87,7 @@ fn real_servers(lb: &Node, service: &[&str]) -> Result<Vec<Row>> {
 fn wait_for_table(
     lb: &Node,
     lvskitd: &Process,
-    expected: &[(&[&str], &[(&str, &str, u32)])],
+    expected: &[ServiceRows<'_>],
     timeout: Duration,
 ) -> Result<Duration> {
     let started = Instant::now();
@@ -275,9 +281,9 @@ fn vm_lvskitd_group_fwmark_and_sorry_server() {
                 &["-f", "5"],
             ];
             let fwmark9: &[&str] = &["-f", "9"];
-            let healthy: &[(&str, &str, u32)] =
+            let healthy: &[Expected<'_>] =
                 &[("10.0.0.11:80", "Route", 1), ("10.0.0.12:80", "Route", 1)];
-            let mut expected: Vec<(&[&str], &[(&str, &str, u32)])> =
+            let mut expected: Vec<ServiceRows<'_>> =
                 members.iter().map(|m| (*m, healthy)).collect();
             expected.push((fwmark9, &[("10.0.0.13:80", "Masq", 1)]));
             let up = wait_for_table(&lb, &lvskitd, &expected, long)?;
@@ -285,9 +291,9 @@ fn vm_lvskitd_group_fwmark_and_sorry_server() {
 
             // 10.0.0.12 fails: the alive weight 1 is under quorum 2.
             std::fs::remove_file(flag(2))?;
-            let sorry: &[(&str, &str, u32)] =
+            let sorry: &[Expected<'_>] =
                 &[("10.0.0.12:80", "Route", 0), ("10.0.0.50:80", "Route", 1)];
-            let lost: Vec<(&[&str], &[(&str, &str, u32)])> =
+            let lost: Vec<ServiceRows<'_>> =
                 members.iter().map(|m| (*m, sorry)).collect();
             let took = wait_for_table(&lb, &lvskitd, &lost, long)?;
             println!("quorum lost, sorry server in after {took:?}");
@@ -298,4 +304,3 @@ fn vm_lvskitd_group_fwmark_and_sorry_server() {
             stop_lvskitd(&lb, lvskitd)
         });
 }
-
