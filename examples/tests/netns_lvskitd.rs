@@ -51,6 +51,34 @@ fn start_lvskitd(node: &Node, name: &str) -> Result<Process> {
     )
 }
 
+/// Starts `lvskitd -P` on `node` with `config` (written to `NAME.conf`),
+/// the status socket `NAME.sock`, `env` set and `extra` arguments.
+fn spawn_vrrp_only(
+    node: &Node,
+    name: &str,
+    config: &str,
+    env: &[String],
+    extra: &[&str],
+) -> Result<Process> {
+    let dir = node.dir();
+    let path = dir.join(format!("{name}.conf"));
+    std::fs::write(&path, config)?;
+    let mut argv = vec!["env".to_owned()];
+    argv.extend(env.iter().cloned());
+    argv.extend([
+        env!("CARGO_BIN_EXE_lvskitd").to_owned(),
+        "-P".into(),
+        "-f".into(),
+        path.to_string_lossy().into_owned(),
+        "--status-socket".into(),
+        dir.join(format!("{name}.sock"))
+            .to_string_lossy()
+            .into_owned(),
+    ]);
+    argv.extend(extra.iter().map(|a| (*a).to_owned()));
+    node.spawn(name, argv)
+}
+
 fn wait_vip(node: &Node, present: bool, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while node.has_addr("eth0", VIP)? != present {
@@ -197,19 +225,7 @@ fn netns_lvskitd_as_backup_takes_over_from_keepalived() -> Result<()> {
     let config = lvskitd_config()
         .replace("state MASTER", "state BACKUP")
         .replace("priority 100", "priority 50");
-    let path = lab.dir().join("lb2.conf");
-    std::fs::write(&path, config)?;
-    let mut daemon = lb2.spawn(
-        "lvskitd",
-        [
-            env!("CARGO_BIN_EXE_lvskitd").to_owned(),
-            "-P".into(),
-            "-f".into(),
-            path.to_string_lossy().into_owned(),
-            "--status-socket".into(),
-            lab.dir().join("lb2.sock").to_string_lossy().into_owned(),
-        ],
-    )?;
+    let mut daemon = spawn_vrrp_only(&lb2, "lb2", &config, &[], &[])?;
     daemon.wait_for_output("Entering BACKUP STATE", Duration::from_secs(10))?;
     std::thread::sleep(Duration::from_millis(3500));
     ensure!(!lb2.has_addr("eth0", VIP)?, "the backup holds the VIP");
@@ -265,15 +281,21 @@ fn wait_file(path: &std::path::Path, timeout: Duration) -> Result<String> {
     }
 }
 
-#[test]
-fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
+/// A lab with lb1 alone on a bridge, at 10.0.0.2/24 on eth0.
+fn one_director() -> Result<(Lab, Node)> {
     require_root();
     let lab = Lab::new()?;
     let lan = lab.bridge("lan")?;
     let lb1 = lab.node("lb1")?;
     lab.connect(&lb1, "eth0", &lan)?;
     lb1.add_addr("eth0", "10.0.0.2/24")?;
+    Ok((lab, lb1))
+}
+
+#[test]
+fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (lab, lb1) = one_director()?;
     let dumps = lab.dir().join("dumps");
     std::fs::create_dir(&dumps)?;
     // A local user's trap (CVE-2018-19044): the data dump's name links to
@@ -282,20 +304,12 @@ fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
     std::fs::write(&victim, "precious")?;
     std::os::unix::fs::symlink(&victim, dumps.join("keepalived.data"))?;
 
-    let config = lab.dir().join("lb1.conf");
-    std::fs::write(&config, lvskitd_config())?;
-    let daemon = lb1.spawn(
-        "lvskitd",
-        [
-            "env".to_owned(),
-            format!("TMPDIR={}", dumps.display()),
-            env!("CARGO_BIN_EXE_lvskitd").to_owned(),
-            "-P".into(),
-            "-f".into(),
-            config.to_string_lossy().into_owned(),
-            "--status-socket".into(),
-            lab.dir().join("lb1.sock").to_string_lossy().into_owned(),
-        ],
+    let daemon = spawn_vrrp_only(
+        &lb1,
+        "lb1",
+        &lvskitd_config(),
+        &[format!("TMPDIR={}", dumps.display())],
+        &[],
     )?;
     wait_vip(&lb1, true, Duration::from_secs(10))?;
     // A few adverts to count.
@@ -348,5 +362,104 @@ fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
     ensure!(json[0]["data"]["iname"] == "VI_1", "{json}");
     ensure!(json[0]["data"]["state"] == 2, "{json}");
     ensure!(json[0]["stats"]["become_master"] == 1, "{json}");
+    Ok(())
+}
+
+#[test]
+fn netns_lvskitd_notify_fifos_and_scripts() -> Result<()> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let (lab, lb1) = one_director()?;
+    let dir = lab.dir();
+    let script = |name: &str, body: &str| -> Result<String> {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n"))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(path.to_string_lossy().into_owned())
+    };
+    let reader = script(
+        "reader.sh",
+        &format!("cat \"$1\" > {}", dir.join("reader.out").display()),
+    )?;
+    let master = script(
+        "master.sh",
+        &format!("touch {}", dir.join("master.out").display()),
+    )?;
+    let notify = script(
+        "notify.sh",
+        &format!("echo \"$@\" >> {}", dir.join("notify.out").display()),
+    )?;
+    let vrrp_fifo = dir.join("vrrp.fifo");
+    let all_fifo = dir.join("all.fifo");
+    let config = lvskitd_config().replace(
+        "    router_id lb1\n",
+        &format!(
+            "    router_id lb1\n    vrrp_notify_fifo {}\n    notify_fifo {}\n    notify_fifo_script {reader}\n",
+            vrrp_fifo.display(),
+            all_fifo.display()
+        ),
+    ).replace(
+        "    advert_int 1\n",
+        &format!("    advert_int 1\n    notify_master {master}\n    notify {notify}\n"),
+    );
+    let mut daemon = spawn_vrrp_only(&lb1, "lb1", &config, &[], &[])?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !vrrp_fifo.exists() {
+        ensure!(Instant::now() < deadline, "no FIFO:\n{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // lvskitd holds the FIFO open, so this open does not wait; the lines
+    // stay buffered in the pipe until read.
+    let mut fifo = std::fs::File::open(&vrrp_fifo)?;
+    wait_vip(&lb1, true, Duration::from_secs(10))?;
+    let notified = wait_file(&dir.join("master.out"), Duration::from_secs(5)).and_then(|_| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(dir.join("notify.out")).unwrap_or_default();
+            if text.contains("MASTER") || Instant::now() > deadline {
+                return Ok(text);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })?;
+    ensure!(
+        notified.lines().any(|l| l == "INSTANCE VI_1 MASTER 100"),
+        "notify got:\n{notified}"
+    );
+
+    // SIGTERM to lvskitd alone (not its process group, which holds the
+    // FIFO's reader): the reader must see the STOP line and the end.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(daemon.pid())?),
+        Signal::SIGTERM,
+    )?;
+    ensure!(daemon.wait_timeout(Duration::from_secs(10))?.success());
+    let mut lines = String::new();
+    fifo.read_to_string(&mut lines)?;
+    let lines: Vec<&str> = lines.lines().collect();
+    ensure!(
+        lines.contains(&"INSTANCE \"VI_1\" MASTER 100"),
+        "vrrp_notify_fifo got {lines:?}"
+    );
+    ensure!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("INSTANCE \"VI_1\" STOP ")),
+        "no STOP last: {lines:?}"
+    );
+    // notify_fifo got the same lines, read by its script from the path
+    // given as its last argument.
+    let read = std::fs::read_to_string(dir.join("reader.out"))?;
+    ensure!(
+        read.lines().eq(lines.iter().copied()),
+        "reader.sh got:\n{read}"
+    );
+    let notified = std::fs::read_to_string(dir.join("notify.out"))?;
+    ensure!(
+        notified
+            .lines()
+            .any(|l| l.starts_with("INSTANCE VI_1 STOP ")),
+        "notify got:\n{notified}"
+    );
     Ok(())
 }

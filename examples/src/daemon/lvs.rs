@@ -271,6 +271,18 @@ struct Running {
     pool: Pool,
 }
 
+/// A virtual server's name and quorum state, with each real server's name
+/// and liveness (names in keepalived's `[ADDR]:proto:PORT` form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceHealth {
+    /// The virtual server.
+    pub name: String,
+    /// Whether its quorum is met.
+    pub quorum_up: bool,
+    /// Its real servers: (name, alive).
+    pub real_servers: Vec<(String, bool)>,
+}
+
 /// The checkers, the pools and the IPVS table of every virtual server.
 pub struct Lvs {
     handle: AsyncHandle,
@@ -511,6 +523,29 @@ impl Lvs {
                 })
                 .collect(),
         )
+    }
+
+    /// Each virtual server's health, for notifications and metrics.
+    pub fn health(&self) -> Vec<ServiceHealth> {
+        self.servers
+            .iter()
+            .map(|running| {
+                let protocol = protocol_of(&running.plan.services[0].key);
+                let real_servers = (running.plan.pool.real_servers.iter().enumerate())
+                    .map(|(i, rs)| {
+                        (
+                            real_server_name(rs.address, protocol),
+                            running.pool.is_alive(i),
+                        )
+                    })
+                    .collect();
+                ServiceHealth {
+                    name: running.plan.name.clone(),
+                    quorum_up: running.pool.quorum_up(),
+                    real_servers,
+                }
+            })
+            .collect()
     }
 
     /// Follows a VRRP state change of `instance` with the sync daemon:

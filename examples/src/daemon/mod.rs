@@ -10,7 +10,10 @@
 //!   checker task is restarted if it dies.
 //! - Each instance's role reaches the main loop from the kernel's address
 //!   events ([`vrrp::watch_roles`]: a master holds its VIPs). The main loop
-//!   then moves the IPVS sync daemon and runs the notify scripts.
+//!   then moves the IPVS sync daemon.
+//! - Each instance's state changes reach it from the drivers' snapshots
+//!   ([`monitor`]); it writes them to the notify FIFOs and runs the notify
+//!   scripts ([`notify`]), as it does the checkers' changes.
 //! - The status socket answers `status` with JSON.
 //! - SIGUSR1, SIGUSR2 and SIGRTMIN+2 write keepalived's dumps ([`dump`]).
 
@@ -18,6 +21,7 @@ pub mod checks;
 pub mod dump;
 pub mod lvs;
 pub mod monitor;
+pub mod notify;
 pub mod pidfile;
 pub mod vrrp;
 pub mod vsgroup;
@@ -117,7 +121,8 @@ pub async fn run(settings: Settings) -> Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (roles_tx, mut roles) = tokio::sync::mpsc::unbounded_channel();
-    let monitor = monitor::VrrpMonitor::default();
+    let (monitor, mut transitions) = monitor::VrrpMonitor::new();
+    let mut notifier = notify::Notifier::start(&config)?;
     let vrrp_thread = if settings.vrrp {
         let plan = vrrp::plan(&config)?;
         let watched = vrrp::Watched::from_plan(&plan);
@@ -133,7 +138,6 @@ pub async fn run(settings: Settings) -> Result<()> {
     tracing::info!("Startup complete (lvskitd {})", env!("CARGO_PKG_VERSION"));
 
     let mut status = VrrpStatus::default();
-    let mut scripts = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = terminate.recv() => { tracing::info!("Stopping"); break; }
@@ -150,32 +154,29 @@ pub async fn run(settings: Settings) -> Result<()> {
             _ = dump_stats.recv() => write_dump(dump::Dump::Stats, &config, &monitor, lvs.as_ref()),
             _ = dump_json.recv() => write_dump(dump::Dump::Json, &config, &monitor, lvs.as_ref()),
             event = async { match lvs.as_mut() { Some(l) => Some(l.next_event().await), None => std::future::pending().await } } => {
-                if let (Some(l), Some(event)) = (lvs.as_mut(), event)
-                    && let Err(e) = l.handle_event(event).await {
-                    tracing::error!("{e:#}");
+                if let (Some(l), Some(event)) = (lvs.as_mut(), event) {
+                    let before = l.health();
+                    if let Err(e) = l.handle_event(event).await {
+                        tracing::error!("{e:#}");
+                    }
+                    notify_health_changes(&mut notifier, &before, &l.health());
                 }
             }
             Some((instance, master)) = roles.recv() => {
                 let state = if master { "MASTER" } else { "BACKUP" };
-                let priority = config
-                    .vrrp_instances
-                    .iter()
-                    .find(|v| v.name == instance)
-                    .map_or(0, |v| v.priority);
                 tracing::debug!("({instance}) holds its VIPs: {master}");
                 status.instances.insert(instance.clone(), (state.to_owned(), unix_time_now()));
                 if let Some(l) = lvs.as_mut() {
                     l.vrrp_state(&instance, state).await;
                 }
-                run_notify_scripts(&config, &instance, state, priority, &mut scripts);
             }
+            Some(transition) = transitions.recv() => notifier.vrrp(&config, &transition),
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 if let Err(e) = serve_client(stream, &status, lvs.as_ref(), &config).await {
                     tracing::debug!("status client: {e:#}");
                 }
             }
-            Some(_) = scripts.join_next(), if !scripts.is_empty() => {}
         }
     }
 
@@ -187,9 +188,18 @@ pub async fn run(settings: Settings) -> Result<()> {
             _ => tracing::error!("the VRRP thread panicked"),
         }
     }
+    // The drivers' last snapshots say STOP: notify it, within a bound.
+    drop(monitor);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(transition) = transitions.recv().await {
+            notifier.vrrp(&config, &transition);
+        }
+    })
+    .await;
     if let Some(lvs) = lvs {
         lvs.shutdown(settings.keep_ipvs).await?;
     }
+    notifier.finish().await;
     let _ = std::fs::remove_file(&settings.status_socket);
     drop(pid_files);
     tracing::info!("Stopped");
@@ -277,53 +287,23 @@ async fn serve_client(
     }
 }
 
-/// keepalived's notify scripts of an instance: `notify_master` (or
-/// backup/fault/stop) with no argument, then `notify` with the four.
-fn run_notify_scripts(
-    config: &lvskit_kconf::Config,
-    instance: &str,
-    state: &str,
-    priority: u8,
-    tasks: &mut tokio::task::JoinSet<()>,
+/// Writes the FIFO lines of what a checker event changed: real servers
+/// that went up or down, virtual servers whose quorum did.
+fn notify_health_changes(
+    notifier: &mut notify::Notifier,
+    before: &[lvs::ServiceHealth],
+    after: &[lvs::ServiceHealth],
 ) {
-    let Some(vi) = config.vrrp_instances.iter().find(|v| v.name == instance) else {
-        return;
-    };
-    let specific = match state {
-        "MASTER" => vi.notify_master.as_ref(),
-        "BACKUP" => vi.notify_backup.as_ref(),
-        "FAULT" => vi.notify_fault.as_ref(),
-        "STOP" => vi.notify_stop.as_ref(),
-        _ => None,
-    };
-    let mut commands = Vec::new();
-    if let Some(script) = specific {
-        commands.push(script.argv.clone());
-    }
-    if let Some(script) = &vi.notify {
-        let mut argv = script.argv.clone();
-        argv.extend([
-            "INSTANCE".to_owned(),
-            instance.to_owned(),
-            state.to_owned(),
-            priority.to_string(),
-        ]);
-        commands.push(argv);
-    }
-    for argv in commands {
-        let Some((program, args)) = argv.split_first() else {
-            continue;
-        };
-        let mut command = tokio::process::Command::new(program);
-        command.args(args).kill_on_drop(true);
-        tasks.spawn(async move {
-            match tokio::time::timeout(std::time::Duration::from_secs(30), command.status()).await {
-                Ok(Ok(status)) if status.success() => {}
-                Ok(Ok(status)) => tracing::warn!("notify script {argv:?} exited with {status}"),
-                Ok(Err(e)) => tracing::warn!("notify script {argv:?}: {e}"),
-                Err(_) => tracing::warn!("notify script {argv:?} timed out"),
+    for (was, now) in before.iter().zip(after) {
+        for ((real_server, was_alive), (_, alive)) in was.real_servers.iter().zip(&now.real_servers)
+        {
+            if was_alive != alive {
+                notifier.lvs(&notify::real_server_line(real_server, &now.name, *alive));
             }
-        });
+        }
+        if was.quorum_up != now.quorum_up {
+            notifier.lvs(&notify::virtual_server_line(&now.name, now.quorum_up));
+        }
     }
 }
 
