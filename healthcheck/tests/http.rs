@@ -5,12 +5,12 @@ mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::servers::*;
 use common::*;
-use http_body_util::Full;
 use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -23,60 +23,6 @@ use lvskit_healthcheck::{CheckKind, ProbeError};
 use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-#[derive(Clone)]
-struct Reply {
-    status: u16,
-    body: &'static [u8],
-    delay: Duration,
-}
-
-type Seen = Arc<Mutex<Vec<(hyper::Version, String, String)>>>;
-
-/// A hyper server answering every request with `reply`; records
-/// (version, Host, path) of each request.
-async fn hyper_server(reply: Reply) -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Seen = Arc::default();
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let reply = reply.clone();
-            let seen = seen2.clone();
-            tokio::spawn(serve(TokioIo::new(stream), reply, seen));
-        }
-    });
-    (addr, seen)
-}
-
-async fn serve<I>(io: I, reply: Reply, seen: Seen)
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-        let reply = reply.clone();
-        let seen = seen.clone();
-        async move {
-            let host = req
-                .headers()
-                .get("host")
-                .map(|h| h.to_str().unwrap().to_owned())
-                .unwrap_or_default();
-            seen.lock()
-                .unwrap()
-                .push((req.version(), host, req.uri().path().to_owned()));
-            tokio::time::sleep(reply.delay).await;
-            let mut resp = Response::new(Full::new(Bytes::from_static(reply.body)));
-            *resp.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap();
-            Ok::<_, Infallible>(resp)
-        }
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(io, svc)
-        .await;
-}
 
 fn url(path: &str, codes: Option<&str>, digest: Option<&[u8]>) -> UrlCheck {
     let mut u = UrlCheck::new(path);
@@ -401,42 +347,6 @@ fn futures_like_stream(
 }
 
 // ---- SSL_GET ----
-
-struct TlsServer {
-    addr: SocketAddr,
-    ca_pem: String,
-}
-
-async fn tls_server(reply: Reply) -> TlsServer {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let ca_pem = ck.cert.pem();
-    let cert = ck.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            let reply = reply.clone();
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(stream).await {
-                    serve(TokioIo::new(tls), reply, Seen::default()).await;
-                }
-            });
-        }
-    });
-    TlsServer { addr, ca_pem }
-}
 
 fn ssl_spec(addr: SocketAddr, ssl: SslGet) -> lvskit_healthcheck::CheckSpec {
     spec(addr, CheckKind::Ssl(ssl), timing(5, 0, 1))

@@ -4,15 +4,14 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::servers::*;
 use common::*;
 use lvskit_healthcheck::checker::Outcome;
 use lvskit_healthcheck::config::{DnsCheck, FileCheck, MiscCheck, SmtpCheck, UdpCheck};
 use lvskit_healthcheck::{CheckKind, CheckSpec, DynamicWeight, ProbeError};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 const OK: Outcome = Outcome::Success { weight: None };
 
@@ -26,41 +25,6 @@ fn with_timeout(mut s: CheckSpec, ms: u64) -> CheckSpec {
 }
 
 // ---- SMTP ----
-
-/// An SMTP responder: sends `banner`, answers HELO/EHLO with `helo_reply`
-/// and QUIT with 221; records the lines it received.
-async fn smtp_server(
-    banner: &'static [u8],
-    helo_reply: &'static [u8],
-) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let seen = seen2.clone();
-            tokio::spawn(async move {
-                let (r, mut w) = stream.into_split();
-                let mut r = BufReader::new(r);
-                let _ = w.write_all(banner).await;
-                let mut line = String::new();
-                while r.read_line(&mut line).await.unwrap_or(0) > 0 {
-                    seen.lock().unwrap().push(line.trim_end().to_owned());
-                    let reply: &[u8] = if line.starts_with("QUIT") {
-                        b"221 bye\r\n"
-                    } else {
-                        helo_reply
-                    };
-                    let _ = w.write_all(reply).await;
-                    line.clear();
-                }
-            });
-        }
-    });
-    (addr, seen)
-}
 
 #[tokio::test]
 async fn smtp_helo_ehlo_quit() {
@@ -251,19 +215,6 @@ fn dns_reply_judging() {
 }
 
 // ---- UDP ----
-
-async fn udp_echo(reply: Option<&'static [u8]>) -> SocketAddr {
-    let socket = UdpSocket::bind((unique_loopback(), 0)).await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-            let out = reply.unwrap_or(&buf[..n]).to_vec();
-            let _ = socket.send_to(&out, from).await;
-        }
-    });
-    addr
-}
 
 fn udp(payload: &[u8], require_reply: bool) -> UdpCheck {
     UdpCheck {

@@ -10,6 +10,8 @@ use lvskit_healthcheck::runner::{self, Lateness};
 use lvskit_healthcheck::{CheckKind, CheckSpec, Event, Scheduler, Timing};
 use tokio::sync::mpsc;
 
+pub mod servers;
+
 /// A loopback address unique to this process and call, so parallel tests
 /// never share a listener address.
 pub fn unique_loopback() -> IpAddr {

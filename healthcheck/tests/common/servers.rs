@@ -1,0 +1,155 @@
+//! Real local servers for the probe and `hcheck` tests: hyper (HTTP and
+//! HTTPS with rustls), an SMTP responder and a UDP echo.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::unique_loopback;
+
+#[derive(Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: &'static [u8],
+    pub delay: Duration,
+}
+
+pub type Seen = Arc<Mutex<Vec<(hyper::Version, String, String)>>>;
+
+/// A hyper server answering every request with `reply`; records
+/// (version, Host, path) of each request.
+pub async fn hyper_server(reply: Reply) -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let reply = reply.clone();
+            let seen = seen2.clone();
+            tokio::spawn(serve(TokioIo::new(stream), reply, seen));
+        }
+    });
+    (addr, seen)
+}
+
+pub async fn serve<I>(io: I, reply: Reply, seen: Seen)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+        let reply = reply.clone();
+        let seen = seen.clone();
+        async move {
+            let host = req
+                .headers()
+                .get("host")
+                .map(|h| h.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            seen.lock()
+                .unwrap()
+                .push((req.version(), host, req.uri().path().to_owned()));
+            tokio::time::sleep(reply.delay).await;
+            let mut resp = Response::new(Full::new(Bytes::from_static(reply.body)));
+            *resp.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap();
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, svc)
+        .await;
+}
+
+pub struct TlsServer {
+    pub addr: SocketAddr,
+    pub ca_pem: String,
+}
+
+pub async fn tls_server(reply: Reply) -> TlsServer {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let ca_pem = ck.cert.pem();
+    let cert = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    serve(TokioIo::new(tls), reply, Seen::default()).await;
+                }
+            });
+        }
+    });
+    TlsServer { addr, ca_pem }
+}
+
+/// An SMTP responder: sends `banner`, answers HELO/EHLO with `helo_reply`
+/// and QUIT with 221; records the lines it received.
+pub async fn smtp_server(
+    banner: &'static [u8],
+    helo_reply: &'static [u8],
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut r = BufReader::new(r);
+                let _ = w.write_all(banner).await;
+                let mut line = String::new();
+                while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    seen.lock().unwrap().push(line.trim_end().to_owned());
+                    let reply: &[u8] = if line.starts_with("QUIT") {
+                        b"221 bye\r\n"
+                    } else {
+                        helo_reply
+                    };
+                    let _ = w.write_all(reply).await;
+                    line.clear();
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+pub async fn udp_echo(reply: Option<&'static [u8]>) -> SocketAddr {
+    let socket = UdpSocket::bind((unique_loopback(), 0)).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let out = reply.unwrap_or(&buf[..n]).to_vec();
+            let _ = socket.send_to(&out, from).await;
+        }
+    });
+    addr
+}
