@@ -1,7 +1,9 @@
 //! From the block tree to the typed [`Config`], filling in keepalived's
 //! defaults and reporting the value errors keepalived reports.
 
+use std::cell::LazyCell;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::diag::{Code, Diagnostic, KeepalivedClass, Severity};
@@ -9,6 +11,14 @@ use crate::model::*;
 use crate::preprocess::Token;
 use crate::source::Span;
 use crate::tree::{Body, Node};
+
+/// The schedulers by name, for `lb_algo`.
+static SCHEDULERS: LazyLock<Vec<(&'static str, Scheduler)>> = LazyLock::new(|| {
+    Scheduler::ALL
+        .iter()
+        .map(|x| (x.name(), x.clone()))
+        .collect()
+});
 
 /// keepalived's longest timer: `ULONG_MAX - 1` microseconds.
 const TIMER_MAX_SECS: f64 = 18_446_744_073_709.0;
@@ -915,11 +925,8 @@ impl Builder<'_> {
             match m.name() {
                 "real_server" => {}
                 "lb_algo" | "lvs_sched" => {
-                    let options: Vec<(&str, Scheduler)> = Scheduler::ALL
-                        .iter()
-                        .map(|x| (x.name(), x.clone()))
-                        .collect();
-                    if let Some(x) = self.choice(m, &options, |o| {
+                    let options = &*SCHEDULERS;
+                    if let Some(x) = self.choice(m, options, |o| {
                         format!("invalid lvs_scheduler '{o}' - ignoring")
                     }) {
                         vs.lb_algo = x;
@@ -1001,11 +1008,13 @@ impl Builder<'_> {
             }
             return None;
         };
-        let label = match &service {
+        // Only formatted for a message.
+        let label_of = service.clone();
+        let label = LazyCell::new(|| match &label_of {
             ServiceAddress::Address { ip, port } => format!("[{ip}]:{port}"),
             ServiceAddress::Fwmark(f) => format!("FWM {f}"),
             ServiceAddress::Group(g) => format!("group {g}"),
-        };
+        });
         let span = n.keyword().span;
         let fwmark = matches!(service, ServiceAddress::Fwmark(_));
         if proto && fwmark {
@@ -1013,7 +1022,10 @@ impl Builder<'_> {
                 Code::Semantic,
                 KeepalivedClass::General,
                 span,
-                format!("virtual server {label}: protocol specified for fwmark - protocol will be ignored"),
+                format!(
+                    "virtual server {}: protocol specified for fwmark - protocol will be ignored",
+                    *label
+                ),
             );
         }
         if !proto && !fwmark {
@@ -1021,7 +1033,10 @@ impl Builder<'_> {
                 Code::Semantic,
                 KeepalivedClass::General,
                 span,
-                format!("virtual server {label}: no protocol set - defaulting to UDP"),
+                format!(
+                    "virtual server {}: no protocol set - defaulting to UDP",
+                    *label
+                ),
             );
         }
         if !algo {
@@ -1029,7 +1044,10 @@ impl Builder<'_> {
                 Code::Semantic,
                 KeepalivedClass::General,
                 span,
-                format!("virtual server {label}: no scheduler set, setting default 'wlc'"),
+                format!(
+                    "virtual server {}: no scheduler set, setting default 'wlc'",
+                    *label
+                ),
             );
         }
         if !kind {
@@ -1037,7 +1055,10 @@ impl Builder<'_> {
                 Code::Semantic,
                 KeepalivedClass::General,
                 span,
-                format!("virtual server {label}: no forwarding method set, setting default NAT"),
+                format!(
+                    "virtual server {}: no forwarding method set, setting default NAT",
+                    *label
+                ),
             );
         }
         if let ServiceAddress::Address { port: 0, .. } = service
@@ -1047,7 +1068,10 @@ impl Builder<'_> {
                 Code::Semantic,
                 KeepalivedClass::General,
                 span,
-                format!("virtual server {label}: zero port only valid for persistent services"),
+                format!(
+                    "virtual server {}: zero port only valid for persistent services",
+                    *label
+                ),
             );
         }
         vs.service = service;
@@ -1056,6 +1080,8 @@ impl Builder<'_> {
             _ => 0,
         };
         self.retry_given_above = sets_retry(n);
+        let real_servers = n.body.nodes().iter().filter(|m| m.name() == "real_server");
+        vs.real_servers.reserve_exact(real_servers.count());
         for m in n.body.nodes() {
             if m.name() == "real_server"
                 && let Some(rs) = self.real_server(m, &vs, vs_port)
@@ -1069,7 +1095,7 @@ impl Builder<'_> {
                 Code::Semantic,
                 KeepalivedClass::General,
                 span,
-                format!("virtual server {label} has no real servers"),
+                format!("virtual server {} has no real servers", *label),
             );
         }
         Some(vs)

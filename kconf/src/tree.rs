@@ -214,7 +214,8 @@ struct Frame<'a> {
     words: &'a [Token],
     raw: &'a str,
     open: Option<Span>,
-    nodes: Vec<Node<'a>>,
+    /// Where this block's nodes start in [`Builder::pending`].
+    first: usize,
 }
 
 /// Groups items into a tree of nodes, reporting brace and keyword problems.
@@ -222,6 +223,7 @@ struct Frame<'a> {
 pub fn build<'a>(pre: &'a Preprocessed, diags: &mut Vec<Diagnostic>) -> Vec<Node<'a>> {
     let mut b = Builder {
         pre,
+        pending: Vec::new(),
         pos: 0,
         diags,
         missing_close_reported: false,
@@ -231,12 +233,28 @@ pub fn build<'a>(pre: &'a Preprocessed, diags: &mut Vec<Diagnostic>) -> Vec<Node
 
 struct Builder<'a, 'd> {
     pre: &'a Preprocessed,
+    /// The nodes of the open blocks, innermost last: each block's nodes
+    /// are its tail from [`Frame::first`] on (one buffer instead of a
+    /// growing vector per block).
+    pending: Vec<Node<'a>>,
     pos: usize,
     diags: &'d mut Vec<Diagnostic>,
     missing_close_reported: bool,
 }
 
 impl<'a> Builder<'a, '_> {
+    /// Closes the innermost block: its nodes, the tail of
+    /// [`Builder::pending`], move into one exactly sized vector.
+    fn close_frame(&mut self, stack: &mut Vec<Frame<'a>>) {
+        let Some(f) = stack.pop() else { return };
+        let nodes: Vec<Node<'a>> = self.pending.drain(f.first..).collect();
+        self.pending.push(Node {
+            words: f.words,
+            raw: f.raw,
+            body: Body::Block(nodes),
+        });
+    }
+
     fn items(&self) -> &'a [Item] {
         &self.pre.items
     }
@@ -247,7 +265,7 @@ impl<'a> Builder<'a, '_> {
             words: &[],
             raw: "",
             open: None,
-            nodes: Vec::new(),
+            first: 0,
         }];
         let items = self.items();
         while let Some(item) = items.get(self.pos) {
@@ -255,7 +273,7 @@ impl<'a> Builder<'a, '_> {
             match item {
                 Item::Close(span) => {
                     if stack.len() > 1 {
-                        close_frame(&mut stack);
+                        self.close_frame(&mut stack);
                     } else {
                         self.diags.push(Diagnostic::error(
                             Code::UnexpectedClose,
@@ -289,9 +307,9 @@ impl<'a> Builder<'a, '_> {
             {
                 self.report_unclosed(f.open, kw, None);
             }
-            close_frame(&mut stack);
+            self.close_frame(&mut stack);
         }
-        stack.pop().map(|f| f.nodes).unwrap_or_default()
+        std::mem::take(&mut self.pending)
     }
 
     fn report_unclosed(&mut self, open: Option<Span>, kw: &Token, revealed_by: Option<&Token>) {
@@ -366,7 +384,7 @@ impl<'a> Builder<'a, '_> {
                         {
                             self.report_unclosed(f.open, k, Some(kw));
                         }
-                        close_frame(stack);
+                        self.close_frame(stack);
                     }
                     self.line(line, stack);
                     return;
@@ -398,7 +416,11 @@ impl<'a> Builder<'a, '_> {
                     );
                     self.skip_block();
                 }
-                push_node(stack, words, raw, Body::None);
+                self.pending.push(Node {
+                    words,
+                    raw,
+                    body: Body::None,
+                });
             }
             Kind::Values => {
                 let kw = &words[0];
@@ -414,7 +436,11 @@ impl<'a> Builder<'a, '_> {
                     ));
                 }
                 let values = self.values(kw, open, stack);
-                push_node(stack, words, raw, Body::Values(values));
+                self.pending.push(Node {
+                    words,
+                    raw,
+                    body: Body::Values(values),
+                });
             }
             Kind::Block(sub) => {
                 let kw = &words[0];
@@ -435,7 +461,7 @@ impl<'a> Builder<'a, '_> {
                     words,
                     raw,
                     open,
-                    nodes: Vec::with_capacity(4),
+                    first: self.pending.len(),
                 });
             }
         }
@@ -527,22 +553,4 @@ pub fn suggest(ctx: Context, word: &str) -> Option<&'static str> {
     let (d, k) = best?;
     let limit = (word.len() / 3).clamp(1, 3);
     (d <= limit).then_some(k)
-}
-
-/// Adds a node to the innermost block.
-fn push_node<'a>(stack: &mut [Frame<'a>], words: &'a [Token], raw: &'a str, body: Body<'a>) {
-    if let Some(f) = stack.last_mut() {
-        f.nodes.push(Node { words, raw, body });
-    }
-}
-
-fn close_frame(stack: &mut Vec<Frame<'_>>) {
-    let Some(f) = stack.pop() else { return };
-    if let Some(parent) = stack.last_mut() {
-        parent.nodes.push(Node {
-            words: f.words,
-            raw: f.raw,
-            body: Body::Block(f.nodes),
-        });
-    }
 }
