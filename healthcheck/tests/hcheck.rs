@@ -290,6 +290,18 @@ async fn udp_payload_and_require_reply() {
 }
 
 #[tokio::test]
+async fn dns_type_and_name_against_dnsmasq() {
+    let server = dnsmasq().await;
+    assert_eq!(
+        first("dns", server.addr, &["--type", "A", "--name", "svc.test"]).await,
+        up("check succeeded")
+    );
+    let (state, reason) = first("dns", server.addr, &["--type", "A", "--name", "nx.test"]).await;
+    assert_eq!(state, "DOWN");
+    assert!(reason.starts_with("check failed: DNS: "), "{reason}");
+}
+
+#[tokio::test]
 async fn invalid_options_are_refused() {
     for (bad, message) in [
         (["--status-code", "99"], "invalid status_code"),

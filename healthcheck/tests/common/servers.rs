@@ -1,8 +1,8 @@
 //! Real local servers for the probe and `hcheck` tests: hyper (HTTP and
-//! HTTPS with rustls), an SMTP responder and a UDP echo.
+//! HTTPS with rustls), an SMTP responder, a UDP echo and Debian's dnsmasq.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +14,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UdpSocket};
 
-use super::unique_loopback;
+use lvskit_healthcheck::CheckKind;
+use lvskit_healthcheck::checker::Outcome;
+use lvskit_healthcheck::config::DnsCheck;
+
+use super::{spec, timing, unique_loopback};
 
 #[derive(Clone)]
 pub struct Reply {
@@ -152,4 +156,84 @@ pub async fn udp_echo(reply: Option<&'static [u8]>) -> SocketAddr {
         }
     });
     addr
+}
+
+// ---- DNS (dnsmasq) ----
+
+/// A dnsmasq process, killed when dropped.
+pub struct Dnsmasq {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_udp_port(ip: IpAddr) -> u16 {
+    std::net::UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts Debian's dnsmasq answering `svc.test` with 10.1.2.3, and waits
+/// (bounded) until it answers.
+pub async fn dnsmasq() -> Dnsmasq {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let port = free_udp_port(ip);
+    let child = std::process::Command::new("dnsmasq")
+        .args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--interface=lo",
+            &format!("--port={port}"),
+            "--address=/svc.test/10.1.2.3",
+            "--pid-file=",
+            "--user=root",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run dnsmasq ({e}): this tier-1 test needs Debian's \
+                 dnsmasq (package dnsmasq-base, apt-get install dnsmasq-base)"
+            )
+        });
+    let mut server = Dnsmasq {
+        child,
+        addr: SocketAddr::new(ip, port),
+    };
+    let mut probe = spec(
+        server.addr,
+        CheckKind::Dns(DnsCheck {
+            record_type: "A".into(),
+            name: "svc.test".into(),
+        }),
+        timing(5, 0, 1),
+    );
+    probe.connect.connect_timeout = Duration::from_millis(100);
+    for _ in 0..100 {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!(
+                "dnsmasq exited at startup ({status}) instead of serving on {}",
+                server.addr
+            );
+        }
+        if lvskit_healthcheck::probe::run(&probe).await == (Outcome::Success { weight: None }) {
+            return server;
+        }
+        // Startup wait only (bounded: 100 × 50 ms), not a timing assertion.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("dnsmasq did not answer on {}", server.addr);
 }
