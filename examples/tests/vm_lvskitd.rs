@@ -235,6 +235,22 @@ fn vm_lvskitd_checkers_drive_the_ipvs_table() {
         });
 }
 
+/// Runs `test` in a VM on a director namespace `lb` with only `lo` (up):
+/// for checkers that need no network, MISC_CHECK scripts.
+fn run_on_lone_director(test: impl FnOnce(&Node) -> Result<()>) {
+    Vm::new()
+        .binary(env!("CARGO_BIN_EXE_lvskitd"))
+        // Debug builds unpack to about 150 MB each in the initramfs.
+        .memory_mib(2048)
+        .timeout(Duration::from_secs(600))
+        .run_test(|| {
+            let lab = Lab::new()?;
+            let lb = lab.node("lb")?;
+            lb.run(["ip", "link", "set", "lo", "up"])?;
+            test(&lb)
+        });
+}
+
 /// A `virtual_server_group` (an address range and a fwmark) and a fwmark
 /// virtual server: every member gets the same real servers; losing quorum
 /// brings in the sorry server and keeps the `inhibit_on_failure` server at
@@ -242,65 +258,115 @@ fn vm_lvskitd_checkers_drive_the_ipvs_table() {
 /// flag files stand in for the real servers' health.
 #[test]
 fn vm_lvskitd_group_fwmark_and_sorry_server() {
-    Vm::new()
-        .binary(env!("CARGO_BIN_EXE_lvskitd"))
-        .memory_mib(2048)
-        .timeout(Duration::from_secs(600))
-        .run_test(|| {
-            let lab = Lab::new()?;
-            let lb = lab.node("lb")?;
-            lb.run(["ip", "link", "set", "lo", "up"])?;
-            let dir = lb.dir().to_path_buf();
-            let flag = |n: u32| dir.join(format!("up{n}"));
-            for n in 1..=3 {
-                std::fs::write(flag(n), "")?;
-            }
-            let misc = |n: u32| {
-                format!(
-                    "MISC_CHECK {{\n            misc_path \"/bin/sh -c 'test -e {}'\"\n            misc_timeout 5\n        }}",
-                    flag(n).display()
-                )
-            };
-            let config = format!(
-                "virtual_server_group web {{\n    10.0.0.100-101 80\n    fwmark 5\n}}\n\
+    run_on_lone_director(|lb| {
+        let dir = lb.dir().to_path_buf();
+        let flag = |n: u32| dir.join(format!("up{n}"));
+        for n in 1..=3 {
+            std::fs::write(flag(n), "")?;
+        }
+        let misc = |n: u32| {
+            format!(
+                "MISC_CHECK {{\n            misc_path \"/bin/sh -c 'test -e {}'\"\n            misc_timeout 5\n        }}",
+                flag(n).display()
+            )
+        };
+        let config = format!(
+            "virtual_server_group web {{\n    10.0.0.100-101 80\n    fwmark 5\n}}\n\
                  virtual_server group web {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    \
                  protocol TCP\n    quorum 2\n    sorry_server 10.0.0.50 80\n\
                  \x20   real_server 10.0.0.11 80 {{\n        {}\n    }}\n\
                  \x20   real_server 10.0.0.12 80 {{\n        inhibit_on_failure\n        {}\n    }}\n}}\n\
                  virtual_server fwmark 9 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind NAT\n\
                  \x20   real_server 10.0.0.13 80 {{\n        {}\n    }}\n}}\n",
-                misc(1),
-                misc(2),
-                misc(3),
-            );
-            let lvskitd = start_lvskitd(&lb, &config)?;
-            let long = Duration::from_secs(60);
-            let members: [&[&str]; 3] = [
-                &["-t", "10.0.0.100:80"],
-                &["-t", "10.0.0.101:80"],
-                &["-f", "5"],
-            ];
-            let fwmark9: &[&str] = &["-f", "9"];
-            let healthy: &[Expected<'_>] =
-                &[("10.0.0.11:80", "Route", 1), ("10.0.0.12:80", "Route", 1)];
-            let mut expected: Vec<ServiceRows<'_>> =
-                members.iter().map(|m| (*m, healthy)).collect();
-            expected.push((fwmark9, &[("10.0.0.13:80", "Masq", 1)]));
-            let up = wait_for_table(&lb, &lvskitd, &expected, long)?;
-            println!("group and fwmark services up after {up:?}");
+            misc(1),
+            misc(2),
+            misc(3),
+        );
+        let lvskitd = start_lvskitd(lb, &config)?;
+        let long = Duration::from_secs(60);
+        let members: [&[&str]; 3] = [
+            &["-t", "10.0.0.100:80"],
+            &["-t", "10.0.0.101:80"],
+            &["-f", "5"],
+        ];
+        let fwmark9: &[&str] = &["-f", "9"];
+        let healthy: &[Expected<'_>] =
+            &[("10.0.0.11:80", "Route", 1), ("10.0.0.12:80", "Route", 1)];
+        let mut expected: Vec<ServiceRows<'_>> = members.iter().map(|m| (*m, healthy)).collect();
+        expected.push((fwmark9, &[("10.0.0.13:80", "Masq", 1)]));
+        let up = wait_for_table(lb, &lvskitd, &expected, long)?;
+        println!("group and fwmark services up after {up:?}");
 
-            // 10.0.0.12 fails: the alive weight 1 is under quorum 2.
-            std::fs::remove_file(flag(2))?;
-            let sorry: &[Expected<'_>] =
-                &[("10.0.0.12:80", "Route", 0), ("10.0.0.50:80", "Route", 1)];
-            let lost: Vec<ServiceRows<'_>> =
-                members.iter().map(|m| (*m, sorry)).collect();
-            let took = wait_for_table(&lb, &lvskitd, &lost, long)?;
-            println!("quorum lost, sorry server in after {took:?}");
+        // 10.0.0.12 fails: the alive weight 1 is under quorum 2.
+        std::fs::remove_file(flag(2))?;
+        let sorry: &[Expected<'_>] = &[("10.0.0.12:80", "Route", 0), ("10.0.0.50:80", "Route", 1)];
+        let lost: Vec<ServiceRows<'_>> = members.iter().map(|m| (*m, sorry)).collect();
+        let took = wait_for_table(lb, &lvskitd, &lost, long)?;
+        println!("quorum lost, sorry server in after {took:?}");
 
-            std::fs::write(flag(2), "")?;
-            let took = wait_for_table(&lb, &lvskitd, &expected, long)?;
-            println!("quorum regained after {took:?}");
-            stop_lvskitd(&lb, lvskitd)
-        });
+        std::fs::write(flag(2), "")?;
+        let took = wait_for_table(lb, &lvskitd, &expected, long)?;
+        println!("quorum regained after {took:?}");
+        stop_lvskitd(lb, lvskitd)
+    });
+}
+
+/// `ha_suspend`: the checkers of a virtual server run only while its
+/// address is on the director. A MISC_CHECK script counts its runs in a
+/// file and passes only while a flag file exists.
+#[test]
+fn vm_lvskitd_ha_suspend_follows_the_virtual_address() {
+    run_on_lone_director(|lb| {
+        let dir = lb.dir().to_path_buf();
+        let runs = dir.join("runs");
+        let flag = dir.join("up");
+        let config = format!(
+            "virtual_server 10.0.0.100 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    \
+                 protocol TCP\n    ha_suspend\n    real_server 10.0.0.11 80 {{\n        MISC_CHECK {{\n            \
+                 misc_path \"/bin/sh -c 'echo run >> {}; test -e {}'\"\n            misc_timeout 5\n        \
+                 }}\n    }}\n}}\n",
+            runs.display(),
+            flag.display()
+        );
+        let count_runs =
+            || -> usize { std::fs::read_to_string(&runs).map_or(0, |text| text.lines().count()) };
+        let lvskitd = start_lvskitd(lb, &config)?;
+        let long = Duration::from_secs(60);
+        let present: &[Expected<'_>] = &[("10.0.0.11:80", "Route", 1)];
+        wait_for_table(lb, &lvskitd, &[(SERVICE, present)], long)?;
+        // The address is not here: no check runs, so the failing
+        // script cannot remove the real server. Several delay_loops
+        // pass.
+        std::thread::sleep(Duration::from_secs(5));
+        ensure!(
+            count_runs() == 0,
+            "{} checks ran while suspended",
+            count_runs()
+        );
+        wait_for_table(lb, &lvskitd, &[(SERVICE, present)], Duration::ZERO)?;
+
+        // The address arrives: the checks run, fail, and remove it.
+        lb.run(["ip", "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
+        let took = wait_for_table(lb, &lvskitd, &[(SERVICE, &[])], long)?;
+        println!("checks resumed and failed after {took:?}");
+        ensure!(count_runs() > 0, "no check ran");
+
+        // The address leaves: the state is frozen, even though the
+        // script would now pass.
+        lb.run(["ip", "addr", "del", "10.0.0.100/32", "dev", "lo"])?;
+        lvskitd.wait_for_output("Suspending checkers", Duration::from_secs(20))?;
+        // A check started just before the suspension may still finish.
+        std::thread::sleep(Duration::from_secs(2));
+        let frozen = count_runs();
+        std::fs::write(&flag, "")?;
+        std::thread::sleep(Duration::from_secs(5));
+        ensure!(count_runs() == frozen, "checks ran while suspended");
+        wait_for_table(lb, &lvskitd, &[(SERVICE, &[])], Duration::ZERO)?;
+
+        // Back again: the passing check restores the real server.
+        lb.run(["ip", "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
+        let took = wait_for_table(lb, &lvskitd, &[(SERVICE, present)], long)?;
+        println!("checks resumed and passed after {took:?}");
+        stop_lvskitd(lb, lvskitd)
+    });
 }

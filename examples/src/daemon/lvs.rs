@@ -11,14 +11,14 @@ use lvskit_ipvs::{
     Protocol, SchedulerName, Scope, Service, ServiceFlags, ServiceKey, SyncDaemon,
 };
 use lvskit_kconf::model as kconf;
-use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr as _;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use super::{checks, vsgroup};
+use super::{addresses, checks, vsgroup};
 
 /// One virtual server, ready to run.
 #[derive(Debug, Clone)]
@@ -40,12 +40,29 @@ pub struct VirtualServerPlan {
     pub checks: Vec<Vec<CheckSpec>>,
     /// Real servers that start down (`alpha`).
     pub alpha: bool,
+    /// `ha_suspend`: its checkers run only while one of its addresses is
+    /// on this node.
+    pub ha_suspend: bool,
 }
 
 impl VirtualServerPlan {
     /// The keys of its services.
     pub fn keys(&self) -> impl Iterator<Item = ServiceKey> + '_ {
         self.services.iter().map(|s| s.key)
+    }
+
+    /// Whether `ha_suspend` holds its checkers now, given the node's
+    /// addresses: none of its virtual addresses is local. A fwmark
+    /// service has no address and is never suspended.
+    pub fn suspended(&self, local: &HashSet<IpAddr>) -> bool {
+        let addresses: Vec<IpAddr> = self
+            .keys()
+            .filter_map(|key| match key {
+                ServiceKey::Address { address, .. } => Some(address),
+                ServiceKey::Fwmark { .. } => None,
+            })
+            .collect();
+        self.ha_suspend && !addresses.is_empty() && !addresses.iter().any(|a| local.contains(a))
     }
 }
 
@@ -187,6 +204,7 @@ fn virtual_server(config: &kconf::Config, vs: &kconf::VirtualServer) -> Result<V
         },
         checks: check_specs,
         alpha: vs.alpha,
+        ha_suspend: vs.ha_suspend,
     })
 }
 
@@ -293,6 +311,11 @@ pub struct Lvs {
     runner: tokio::task::JoinHandle<()>,
     sync: Option<SyncSettings>,
     sync_state: Option<DaemonState>,
+    /// The node's addresses, followed once some virtual server has
+    /// `ha_suspend`.
+    local: Option<watch::Receiver<HashSet<IpAddr>>>,
+    /// Names of the virtual servers whose checkers `ha_suspend` holds.
+    suspended: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Lvs {
@@ -315,7 +338,9 @@ impl Lvs {
         let handle = AsyncHandle::open_with(&lvskit_ipvs::OpenOptions::new().load_module(true))
             .await
             .context("IPVS (is the ip_vs module available?)")?;
-        let (servers, by_id, scheduler) = build(plans, carried);
+        let local = follow_addresses(None, &plans).await?;
+        let suspended = suspended(&plans, local.as_ref());
+        let (servers, by_id, scheduler) = build(plans, carried, &suspended);
         let (tx, events) = mpsc::channel(1024);
         let runner = spawn_runner(scheduler, tx);
         let scope = Scope::Services(servers.iter().flat_map(|s| s.plan.keys()).collect());
@@ -336,6 +361,8 @@ impl Lvs {
             runner,
             sync,
             sync_state: None,
+            local,
+            suspended,
         };
         lvs.apply().await?;
         Ok(lvs)
@@ -365,7 +392,9 @@ impl Lvs {
     ) -> Result<()> {
         let carried = self.check_state();
         self.runner.abort();
-        let (servers, by_id, scheduler) = build(plans, &carried);
+        self.local = follow_addresses(self.local.take(), &plans).await?;
+        self.suspended = suspended(&plans, self.local.as_ref());
+        let (servers, by_id, scheduler) = build(plans, &carried, &self.suspended);
         let (tx, events) = mpsc::channel(1024);
         self.runner = spawn_runner(scheduler, tx);
         self.events = events;
@@ -391,9 +420,16 @@ impl Lvs {
     }
 
     /// Waits for the next checker event, restarting the checkers if their
-    /// task died (a panic in a probe must not end health checking).
+    /// task died (a panic in a probe must not end health checking), and
+    /// suspending or resuming them as `ha_suspend` addresses come and go.
     pub async fn next_event(&mut self) -> Event {
         loop {
+            let local = async {
+                match self.local.as_mut() {
+                    Some(local) => local.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 event = self.events.recv() => {
                     if let Some(event) = event {
@@ -403,16 +439,42 @@ impl Lvs {
                 joined = &mut self.runner => {
                     tracing::error!("health-check runner ended ({joined:?}); restarting it with the current states");
                 }
+                alive = local => {
+                    if !alive {
+                        // The watcher logged why; suspended servers stay so.
+                        self.local = None;
+                        continue;
+                    }
+                    let plans: Vec<VirtualServerPlan> = self.servers.iter().map(|s| s.plan.clone()).collect();
+                    let now = suspended(&plans, self.local.as_ref());
+                    if now == self.suspended {
+                        continue;
+                    }
+                    for name in now.difference(&self.suspended) {
+                        tracing::info!("Suspending checkers of VS {name} (ha_suspend: its address left this node)");
+                    }
+                    for name in self.suspended.difference(&now) {
+                        tracing::info!("Resuming checkers of VS {name} (ha_suspend: its address is on this node)");
+                    }
+                    self.suspended = now;
+                    self.runner.abort();
+                }
             }
-            let plans = self.servers.iter().map(|s| s.plan.clone()).collect();
-            let carried = self.check_state();
-            let (servers, by_id, scheduler) = build(plans, &carried);
-            let (tx, events) = mpsc::channel(1024);
-            self.runner = spawn_runner(scheduler, tx);
-            self.events = events;
-            self.servers = servers;
-            self.by_id = by_id;
+            self.restart_checkers();
         }
+    }
+
+    /// New checkers for the running plans, starting from the current
+    /// states (the caller has stopped or lost the old ones).
+    fn restart_checkers(&mut self) {
+        let plans = self.servers.iter().map(|s| s.plan.clone()).collect();
+        let carried = self.check_state();
+        let (servers, by_id, scheduler) = build(plans, &carried, &self.suspended);
+        let (tx, events) = mpsc::channel(1024);
+        self.runner = spawn_runner(scheduler, tx);
+        self.events = events;
+        self.servers = servers;
+        self.by_id = by_id;
     }
 
     /// Applies a checker event to the pools and the kernel.
@@ -641,7 +703,41 @@ type Built = (
     Scheduler,
 );
 
-fn build(plans: Vec<VirtualServerPlan>, carried: &CheckState) -> Built {
+/// Starts following the node's addresses when some plan has `ha_suspend`
+/// (keeps `running` if there is one).
+async fn follow_addresses(
+    running: Option<watch::Receiver<HashSet<IpAddr>>>,
+    plans: &[VirtualServerPlan],
+) -> Result<Option<watch::Receiver<HashSet<IpAddr>>>> {
+    if running.is_some() || !plans.iter().any(|p| p.ha_suspend) {
+        return Ok(running);
+    }
+    Ok(Some(addresses::watch_local().await?))
+}
+
+/// The names of the plans `ha_suspend` holds now.
+fn suspended(
+    plans: &[VirtualServerPlan],
+    local: Option<&watch::Receiver<HashSet<IpAddr>>>,
+) -> BTreeSet<String> {
+    let Some(local) = local else {
+        return BTreeSet::new();
+    };
+    let local = local.borrow();
+    plans
+        .iter()
+        .filter(|p| p.suspended(&local))
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// Pools for `plans` and a scheduler with the checkers of those not in
+/// `suspended`.
+fn build(
+    plans: Vec<VirtualServerPlan>,
+    carried: &CheckState,
+    suspended: &BTreeSet<String>,
+) -> Built {
     let now = Instant::now();
     let mut scheduler = Scheduler::new(256);
     let mut by_id = HashMap::new();
@@ -652,6 +748,9 @@ fn build(plans: Vec<VirtualServerPlan>, carried: &CheckState) -> Built {
             let was = carried.get(&(plan.name.clone(), rs.address)).copied();
             let up = was.unwrap_or(!plan.alpha);
             alive.push(up);
+            if suspended.contains(&plan.name) {
+                continue;
+            }
             let specs = plan.checks[rs_index]
                 .iter()
                 .cloned()
@@ -785,6 +884,27 @@ mod tests {
                 mark: 9
             }
         );
+    }
+
+    #[test]
+    fn ha_suspend_holds_a_server_whose_addresses_are_all_elsewhere() {
+        let text = GROUPS.replace("    quorum 15\n", "    quorum 15\n    ha_suspend\n");
+        let mut plans = plan(&parse(&text)).unwrap();
+        let group = &plans[0];
+        assert!(group.ha_suspend);
+        let local = |ips: &[&str]| -> HashSet<IpAddr> {
+            ips.iter().map(|ip| ip.parse().unwrap()).collect()
+        };
+        assert!(group.suspended(&local(&[])));
+        assert!(group.suspended(&local(&["10.0.0.2"])));
+        // One member's address is enough.
+        assert!(!group.suspended(&local(&["10.0.0.101"])));
+        // Without ha_suspend, or without an address, nothing is held.
+        assert!(!plans[1].suspended(&local(&[])));
+        plans[1].ha_suspend = true;
+        assert!(!plans[1].suspended(&local(&[])));
+        plans[0].ha_suspend = false;
+        assert!(!plans[0].suspended(&local(&[])));
     }
 
     #[test]

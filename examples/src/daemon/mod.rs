@@ -17,6 +17,7 @@
 //! - The status socket answers `status` with JSON.
 //! - SIGUSR1, SIGUSR2 and SIGRTMIN+2 write keepalived's dumps ([`dump`]).
 
+pub mod addresses;
 pub mod checks;
 pub mod dump;
 pub mod lvs;

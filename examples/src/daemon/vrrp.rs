@@ -7,7 +7,6 @@ use lvskit_kconf::model::{self as kconf, AuthType};
 use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceOptions, unspecified};
 use lvskit_vrrp::{Authentication, Config, InitialState, UnicastPeer, Version, VirtualAddress};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_core::NetlinkPayload;
 use std::collections::BTreeMap;
 use std::collections::HashSet;
@@ -243,7 +242,7 @@ pub async fn watch_roles(
     let mut present: HashSet<(u32, IpAddr)> = HashSet::new();
     let mut dump = handle.address().get().execute();
     while let Some(message) = dump.try_next().await.context("address dump")? {
-        if let Some(key) = address_key(&message) {
+        if let Some(key) = super::addresses::address_key(&message) {
             present.insert(key);
         }
     }
@@ -264,12 +263,12 @@ pub async fn watch_roles(
     while let Some((message, _)) = messages.next().await {
         match message.payload {
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) => {
-                if let Some(key) = address_key(&m) {
+                if let Some(key) = super::addresses::address_key(&m) {
                     present.insert(key);
                 }
             }
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) => {
-                if let Some(key) = address_key(&m) {
+                if let Some(key) = super::addresses::address_key(&m) {
                     present.remove(&key);
                 }
             }
@@ -278,17 +277,4 @@ pub async fn watch_roles(
         report(&present);
     }
     bail!("the address event socket closed")
-}
-
-/// (interface index, local address) of an address message.
-fn address_key(message: &AddressMessage) -> Option<(u32, IpAddr)> {
-    let local = message.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(ip) => Some(*ip),
-        _ => None,
-    });
-    let address = message.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Address(ip) => Some(*ip),
-        _ => None,
-    });
-    Some((message.header.index, local.or(address)?))
 }
