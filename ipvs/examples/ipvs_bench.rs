@@ -21,6 +21,20 @@
 //!
 //! Targets: apply ≥ 3× faster than `ipvsadm -R`, list ≥ 3× faster than
 //! `ipvsadm -Ln`.
+//!
+//! `--dump-only` (after SERVICES, if given) runs steps 1, 2 and 4 only. The
+//! VM has 2 vCPUs: the blocking `list` dumps destinations on as many
+//! sockets (one thread each); `ipvsadm` runs single-threaded in the same VM.
+//!
+//! Dump figures, shared 2-core host at load average 12-14 (TCG timing swings
+//! by 2× from round to round there): `list` 8.83 / 7.27 / 15.26 s against
+//! `ipvsadm -Ln` 25.36 / 27.23 / 48.70 s in the same rounds, 3.5× on the
+//! fastest of each (per round 2.9×, 3.7×, 3.2×); the same list on one socket
+//! took 13.2-15.7 s. CPU time in the guest: `ipvsadm` about 9 s user + 16 s
+//! system per dump (libipvs opens a socket and resolves the family for
+//! every request), `list` about 6 s user + 8 s system over its two threads.
+//! Re-measure on a quiet host with
+//! `cargo run --release -p lvskit-ipvs --example ipvs_bench -- 10000 --dump-only`.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -34,20 +48,25 @@ use lvskit_ipvs::{
 };
 
 fn main() -> Result<()> {
-    let services: u32 = std::env::args()
-        .nth(1)
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let dump_only = args.iter().any(|a| a == "--dump-only");
+    args.retain(|a| a != "--dump-only");
+    let services: u32 = args
+        .first()
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(10_000);
     if lvskit_testlab::vm::in_vm() {
-        return inside(services);
+        return inside(services, dump_only);
     }
     let exe = std::env::current_exe()?;
+    let flag = if dump_only { " --dump-only" } else { "" };
     let out = lvskit_testlab::vm::Vm::new()
         .memory_mib(2048)
+        .cpus(VCPUS)
         .timeout(Duration::from_secs(1800))
         .binary(&exe)
-        .run(&format!("{} {services}\n", exe.display()))?;
+        .run(&format!("{} {services}{flag}\n", exe.display()))?;
     print!("{}", out.output);
     ensure!(out.success(), "benchmark failed in the VM");
     Ok(())
@@ -101,6 +120,56 @@ fn restore_file(desired: &Desired) -> String {
     out
 }
 
+/// vCPUs of the bench VM: qemu runs them on host threads (MTTCG), so a
+/// parallel dump can use two; `ipvsadm` runs in the same VM.
+const VCPUS: u32 = 2;
+
+/// CPU time used so far, in seconds: this process (all threads) and its
+/// waited-for children, user and system, from `/proc/self/stat` (fields
+/// 14-17, in USER_HZ = 100 ticks per second).
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTime {
+    user: f64,
+    system: f64,
+    children_user: f64,
+    children_system: f64,
+}
+
+impl CpuTime {
+    fn now() -> Result<CpuTime> {
+        let stat = std::fs::read_to_string("/proc/self/stat")?;
+        // Fields after the command name, which may contain spaces; the
+        // first of them is field 3 (state).
+        let after = stat.rfind(')').context("/proc/self/stat")? + 1;
+        let fields: Vec<f64> = stat[after..]
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .map(|f| f.parse::<f64>().map(|t| t / 100.0))
+            .collect::<Result<_, _>>()?;
+        ensure!(fields.len() == 4, "/proc/self/stat too short");
+        Ok(CpuTime {
+            user: fields[0],
+            system: fields[1],
+            children_user: fields[2],
+            children_system: fields[3],
+        })
+    }
+
+    /// `(user, system)` of this process since `earlier`.
+    fn own_since(&self, earlier: &CpuTime) -> (f64, f64) {
+        (self.user - earlier.user, self.system - earlier.system)
+    }
+
+    /// `(user, system)` of the children waited for since `earlier`.
+    fn children_since(&self, earlier: &CpuTime) -> (f64, f64) {
+        (
+            self.children_user - earlier.children_user,
+            self.children_system - earlier.children_system,
+        )
+    }
+}
+
 fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
     let start = Instant::now();
     let value = f()?;
@@ -140,7 +209,47 @@ fn secs(list: &[Duration]) -> String {
     format!("[{}] s", parts.join(", "))
 }
 
-fn inside(services: u32) -> Result<()> {
+/// Where a dump's time goes: the one service dump, the per-service
+/// destination dumps (with and without the model conversion), and as a
+/// floor the same number of GET_INFO round trips.
+fn breakdown(ipvs: &mut Handle) -> Result<String> {
+    let (svcs, t_services) = timed(|| Ok(ipvs.services()?))?;
+    let before = CpuTime::now()?;
+    let (_, t_dests) = timed(|| {
+        for s in &svcs {
+            ipvs.destinations(&s.service.key)?;
+        }
+        Ok(())
+    })?;
+    let (user, system) = CpuTime::now()?.own_since(&before);
+    let (_, t_raw) = timed(|| {
+        for s in &svcs {
+            ipvs.dump(lvskit_ipvs::netlink::IpvsMessage::new(
+                lvskit_ipvs::netlink::Command::GetDestination,
+                vec![lvskit_ipvs::netlink::CommandAttribute::Service(
+                    s.service.key.to_attributes(),
+                )],
+            ))?;
+        }
+        Ok(())
+    })?;
+    let (_, t_info) = timed(|| {
+        for _ in &svcs {
+            ipvs.info()?;
+        }
+        Ok(())
+    })?;
+    Ok(format!(
+        "breakdown: service dump {:.2} s; {n} destination dumps {:.2} s ({user:.2} user + {system:.2} sys; {:.2} s without the model); {n} GET_INFO round trips {:.2} s",
+        t_services.as_secs_f64(),
+        t_dests.as_secs_f64(),
+        t_raw.as_secs_f64(),
+        t_info.as_secs_f64(),
+        n = svcs.len(),
+    ))
+}
+
+fn inside(services: u32, dump_only: bool) -> Result<()> {
     let mut ipvs = Handle::open().context("open")?;
     ipvs.flush()?;
     let mut set = desired(services);
@@ -153,12 +262,48 @@ fn inside(services: u32) -> Result<()> {
 
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
+    let mut cpu = Vec::new();
+    let mut one_socket = Vec::new();
+    let mut sequential = Handle::open_with(&lvskit_ipvs::OpenOptions::new().list_parallelism(1))?;
     for _ in 0..ROUNDS {
+        let before = CpuTime::now()?;
         theirs.push(ipvsadm(&["-Ln"], None)?);
+        let between = CpuTime::now()?;
         let (state, list) = timed(|| Ok(ipvs.list()?))?;
+        let after = CpuTime::now()?;
         ensure!(state.len() == services as usize);
         ensure!(state.iter().map(|s| s.destinations.len()).sum::<usize>() == destinations);
         ours.push(list);
+        cpu.push((between.children_since(&before), after.own_since(&between)));
+        let (same, list) = timed(|| Ok(sequential.list()?))?;
+        ensure!(same == state, "the parallel and the sequential list differ");
+        one_socket.push(list);
+    }
+    let cpu: Vec<String> = cpu
+        .iter()
+        .map(|((tu, ts), (ou, os))| {
+            format!("ipvsadm {tu:.2} user + {ts:.2} sys, lvskit {ou:.2} user + {os:.2} sys")
+        })
+        .collect();
+    let cpu = format!(
+        "dump cpu time per round (s): {}\nlist on one socket: {} (the parallel list uses {} sockets on {VCPUS} vCPUs)",
+        cpu.join("; "),
+        secs(&one_socket),
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4),
+    );
+    if dump_only {
+        println!(
+            "dump:    lvskit list {} vs ipvsadm -Ln {}: {:.1}x faster on the fastest of each (target >= 3x)",
+            secs(&ours),
+            secs(&theirs),
+            theirs.iter().min().unwrap().as_secs_f64() / ours.iter().min().unwrap().as_secs_f64(),
+        );
+        println!("{cpu}");
+        println!("{}", breakdown(&mut ipvs)?);
+        ipvs.flush()?;
+        return Ok(());
     }
 
     let (again, reapply) = timed(|| Ok(ipvs.apply(&set)?))?;
@@ -167,43 +312,7 @@ fn inside(services: u32) -> Result<()> {
     ensure!(one.is_success());
     set.services[services as usize / 2].destinations[1].weight = 1;
 
-    // Where a dump's time goes: the one service dump, the per-service
-    // destination dumps (with and without the model conversion), and as a
-    // floor the same number of GET_INFO round trips.
-    let breakdown = {
-        let (svcs, t_services) = timed(|| Ok(ipvs.services()?))?;
-        let (_, t_dests) = timed(|| {
-            for s in &svcs {
-                ipvs.destinations(&s.service.key)?;
-            }
-            Ok(())
-        })?;
-        let (_, t_raw) = timed(|| {
-            for s in &svcs {
-                ipvs.dump(lvskit_ipvs::netlink::IpvsMessage::new(
-                    lvskit_ipvs::netlink::Command::GetDestination,
-                    vec![lvskit_ipvs::netlink::CommandAttribute::Service(
-                        s.service.key.to_attributes(),
-                    )],
-                ))?;
-            }
-            Ok(())
-        })?;
-        let (_, t_info) = timed(|| {
-            for _ in &svcs {
-                ipvs.info()?;
-            }
-            Ok(())
-        })?;
-        format!(
-            "breakdown: service dump {:.2} s; {n} destination dumps {:.2} s ({:.2} s without the model); {n} GET_INFO round trips {:.2} s",
-            t_services.as_secs_f64(),
-            t_dests.as_secs_f64(),
-            t_raw.as_secs_f64(),
-            t_info.as_secs_f64(),
-            n = svcs.len(),
-        )
-    };
+    let breakdown = breakdown(&mut ipvs)?;
 
     ipvs.flush()?;
     let rules = restore_file(&set);
@@ -238,6 +347,7 @@ fn inside(services: u32) -> Result<()> {
         ratio(*theirs.iter().min().unwrap(), *ours.iter().min().unwrap()),
         paired.join(", ")
     );
+    println!("{cpu}");
     println!("{breakdown}");
     println!(
         "re-apply unchanged: {} operations in {:.2} s (target 0)",

@@ -115,4 +115,15 @@ impl AsyncHandle {
 
 impl AsyncHandle {
     ipvs_api!(async, await);
+
+    /// Every service with its destinations: one service dump, then one
+    /// destination dump per service, one after the other.
+    pub async fn list(&mut self) -> Result<Vec<crate::reconcile::ServiceState>, Error> {
+        let services = self.services().await?;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let found = self
+            .run(crate::jobs::destination_lists(&services, &next))
+            .await?;
+        Ok(crate::jobs::assemble(services, found))
+    }
 }

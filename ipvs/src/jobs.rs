@@ -1,6 +1,8 @@
 //! The requests behind each handle method, as sans-IO jobs: what is sent,
 //! and how the replies become model values. Both handles run these.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::error::Error;
 use crate::model::{DestinationStatus, Info, ServiceKey, ServiceStatus, SyncDaemon, Timeouts};
 use crate::netlink::exchange::{Batch, Dump, Expect, Job, Map, Sequence};
@@ -138,63 +140,83 @@ pub(crate) fn destinations(key: &ServiceKey) -> impl Job<Output = Vec<Destinatio
     }
 }
 
-/// Every service and its destinations: one service dump, then one
-/// destination dump per service (one dump at a time per socket).
-pub(crate) fn list() -> impl Job<Output = Vec<ServiceState>> {
-    struct State {
-        services: Option<Vec<ServiceState>>,
-        next: usize,
+/// What [`destination_lists`] found: per service index, its destinations,
+/// or `None` when the service was deleted after the service dump.
+pub(crate) type Found = Vec<(usize, Option<Vec<DestinationStatus>>)>;
+
+/// The destination dumps of the services whose indexes this job takes from
+/// `next`, one dump after the other. Several jobs sharing `next`, each on its
+/// own socket, split the services between them.
+pub(crate) fn destination_lists<'a>(
+    services: &'a [ServiceStatus],
+    next: &'a AtomicUsize,
+) -> impl Job<Output = Found> + 'a {
+    struct State<'a> {
+        services: &'a [ServiceStatus],
+        next: &'a AtomicUsize,
+        current: usize,
+        found: Found,
     }
-    fn next_request(state: &mut State) -> Option<IpvsMessage> {
-        match &state.services {
-            None => Some(IpvsMessage::new(Command::GetService, vec![])),
-            Some(services) => services
-                .get(state.next)
-                .map(|s| destinations_request(&s.service.service.key)),
-        }
+    fn next_request(state: &mut State<'_>) -> Option<IpvsMessage> {
+        state.current = state.next.fetch_add(1, Ordering::Relaxed);
+        state
+            .services
+            .get(state.current)
+            .map(|s| destinations_request(&s.service.key))
     }
-    fn absorb(state: &mut State, replies: Result<Vec<IpvsMessage>, Error>) -> Result<(), Error> {
-        match &mut state.services {
-            None => {
-                let services = parse_services(replies?)?;
-                state.services = Some(
-                    services
-                        .into_iter()
-                        .map(|service| ServiceState {
-                            service,
-                            destinations: Vec::new(),
-                        })
-                        .collect(),
-                );
-            }
-            Some(services) => match replies {
-                // Deleted since the service dump: it is no longer listed.
-                Err(Error::Kernel {
-                    errno: nix::errno::Errno::ESRCH,
-                    ..
-                }) => {
-                    services.remove(state.next);
-                }
-                replies => {
-                    let entry = &mut services[state.next];
-                    entry.destinations = parse_destinations(replies?, &entry.service.service.key)?;
-                    state.next += 1;
-                }
-            },
-        }
+    fn absorb(
+        state: &mut State<'_>,
+        replies: Result<Vec<IpvsMessage>, Error>,
+    ) -> Result<(), Error> {
+        let destinations = match replies {
+            // Deleted since the service dump: it is no longer listed.
+            Err(Error::Kernel {
+                errno: nix::errno::Errno::ESRCH,
+                ..
+            }) => None,
+            replies => Some(parse_destinations(
+                replies?,
+                &state.services[state.current].service.key,
+            )?),
+        };
+        state.found.push((state.current, destinations));
         Ok(())
     }
     Map {
         job: Sequence::new(
             State {
-                services: None,
-                next: 0,
+                services,
+                next,
+                current: 0,
+                found: Vec::new(),
             },
             next_request,
             absorb,
         ),
-        f: |state: State| Ok(state.services.unwrap_or_default()),
+        f: |state: State<'_>| Ok(state.found),
     }
+}
+
+/// The services of a service dump with the destinations found for them, in
+/// the dump's order; services deleted in between are left out.
+pub(crate) fn assemble(
+    services: Vec<ServiceStatus>,
+    found: impl IntoIterator<Item = (usize, Option<Vec<DestinationStatus>>)>,
+) -> Vec<ServiceState> {
+    let mut destinations: Vec<Option<Vec<DestinationStatus>>> = vec![None; services.len()];
+    for (index, list) in found {
+        destinations[index] = list;
+    }
+    services
+        .into_iter()
+        .zip(destinations)
+        .filter_map(|(service, destinations)| {
+            destinations.map(|destinations| ServiceState {
+                service,
+                destinations,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn timeouts() -> impl Job<Output = Timeouts> {

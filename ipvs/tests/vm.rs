@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use lvskit_ipvs::{
     AsyncHandle, DaemonState, Desired, DesiredService, Destination, Errno, Error, Family,
-    ForwardingMethod, Handle, Netmask, Operation, Protocol, SchedulerName, Scope, Service,
-    ServiceFlags, ServiceKey, SyncDaemon, Timeouts, TunnelFlags, TunnelType,
+    ForwardingMethod, Handle, Netmask, OpenOptions, Operation, Protocol, SchedulerName, Scope,
+    Service, ServiceFlags, ServiceKey, SyncDaemon, Timeouts, TunnelFlags, TunnelType,
 };
 use lvskit_testlab::vm::Vm;
 
@@ -349,8 +349,30 @@ fn big_desired(services: u32) -> Desired {
     desired
 }
 
+/// The lines `ipvsadm -S -n` prints for a list of TCP services with
+/// direct-routing destinations (in the list's order; ipvsadm sorts them).
+fn save_lines(state: &[lvskit_ipvs::ServiceState]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in state {
+        let service = &s.service.service;
+        let ServiceKey::Address { address, port, .. } = service.key else {
+            panic!("address services only")
+        };
+        lines.push(format!("-A -t {address}:{port} -s {}", service.scheduler));
+        for d in &s.destinations {
+            let d = &d.destination;
+            lines.push(format!(
+                "-a -t {address}:{port} -r {}:{} -g -w {}",
+                d.address, d.port, d.weight
+            ));
+        }
+    }
+    lines
+}
+
 /// 10,000 services × 4 destinations installed by `apply` from empty,
-/// dumped whole, re-applied with no operation, and a weight change applied
+/// dumped whole (checked against `ipvsadm -S -n`), re-applied with no
+/// operation, and a weight change applied
 /// as exactly one operation.
 #[test]
 fn vm_ten_thousand_services_apply_and_dump() {
@@ -368,9 +390,28 @@ fn vm_ten_thousand_services_apply_and_dump() {
                 "{} operations",
                 report.operations()
             );
-            let state = ipvs.list()?;
+            // Destination dumps on 4 sockets at once (on the VM's one vCPU
+            // too), and on one: the same list, and what `ipvsadm -S` shows.
+            let mut parallel = Handle::open_with(&OpenOptions::new().list_parallelism(4))?;
+            let state = parallel.list()?;
             ensure!(state.len() == 10_000, "{} services dumped", state.len());
             ensure!(state.iter().all(|s| s.destinations.len() == 4));
+            let mut one_socket = Handle::open_with(&OpenOptions::new().list_parallelism(1))?;
+            ensure!(
+                one_socket.list()? == state,
+                "parallel and sequential lists differ"
+            );
+            // ipvsadm sorts services and destinations; each line names its
+            // service, so equal sorted lines are equal sets.
+            let saved = ipvsadm("-S -n")?;
+            let mut theirs: Vec<&str> = saved.lines().collect();
+            theirs.sort_unstable();
+            let mut ours = save_lines(&state);
+            ours.sort_unstable();
+            ensure!(theirs.len() == ours.len(), "{} lines saved", theirs.len());
+            for (theirs, ours) in theirs.iter().zip(&ours) {
+                ensure!(theirs == ours, "ipvsadm -S: {theirs:?}, list: {ours:?}");
+            }
             ensure!(
                 ipvs.apply(&desired)?.operations() == 0,
                 "second apply not empty"
@@ -397,7 +438,8 @@ fn vm_ten_thousand_services_apply_and_dump() {
 }
 
 /// The async handle, and both handles opened inside a network namespace:
-/// IPVS is per namespace, so what one adds there is invisible outside.
+/// IPVS is per namespace, so what one adds there is invisible outside; a
+/// parallel list opens all its sockets there.
 #[test]
 fn vm_handles_in_network_namespace() {
     Vm::new().run_test(|| {
@@ -435,6 +477,31 @@ fn vm_handles_in_network_namespace() {
         );
         let mut inside = Handle::open_in_netns("/run/netns/ipvs1")?;
         ensure!(inside.services()?.len() == 1);
+        // The extra sockets of a parallel list are opened in the namespace
+        // too: from the root namespace their destination dumps would find
+        // no service (ESRCH) and the list would lose them.
+        for (i, port) in [444u16, 445].into_iter().enumerate() {
+            let more = tcp("10.3.0.1", port);
+            inside.add_service(&Service::new(more, SchedulerName::Rr))?;
+            inside.add_destination(
+                &more,
+                &Destination::new(
+                    ip(&format!("10.3.0.{}", i + 3)),
+                    port,
+                    ForwardingMethod::Masq,
+                ),
+            )?;
+        }
+        let mut parallel = Handle::open_with(
+            &OpenOptions::new()
+                .netns("/run/netns/ipvs1")
+                .list_parallelism(3),
+        )?;
+        let listed = parallel.list()?;
+        ensure!(
+            listed.len() == 3 && listed.iter().all(|s| s.destinations.len() == 1),
+            "{listed:?}"
+        );
         let listing = sh("ip netns exec ipvs1 /usr/sbin/ipvsadm -Ln")?;
         ensure!(listing.contains("TCP  10.3.0.1:443 rr"), "{listing}");
         let missing = Handle::open_in_netns("/run/netns/nonexistent");
