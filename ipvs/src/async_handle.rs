@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket, protocols::NETLINK_GENERIC};
 
@@ -15,13 +16,16 @@ use crate::netlink::exchange::{FamilyLookup, Job, TxContext};
 /// An asynchronous handle on the kernel's IPVS table: the same methods as
 /// [`crate::Handle`], as `async fn`s. The socket is non-blocking and
 /// registered with tokio's reactor; a receive waits for readiness, so
-/// `EAGAIN` never spins. It has no receive timeout of its own: wrap calls
-/// in `tokio::time::timeout` where one is wanted.
+/// `EAGAIN` never spins. A request fails with [`Error::Timeout`] when no
+/// reply arrives within [`OpenOptions::receive_timeout`] of the last one (a
+/// tokio timer, so it needs tokio's `time` driver); a reply that arrives
+/// later is recognised by its sequence number and ignored.
 pub struct AsyncHandle {
     socket: TokioSocket,
     tx: TxContext,
     out: Vec<u8>,
     rx: Vec<u8>,
+    receive_timeout: Duration,
 }
 
 impl std::fmt::Debug for AsyncHandle {
@@ -44,7 +48,7 @@ impl AsyncHandle {
         AsyncHandle::open_with(&OpenOptions::default().netns(path)).await
     }
 
-    /// Open a handle with options (the receive timeout is not used).
+    /// Open a handle with options.
     pub async fn open_with(options: &OpenOptions) -> Result<AsyncHandle, Error> {
         // The socket registers with the reactor of the calling runtime, also
         // when it is created on the namespace thread.
@@ -63,6 +67,7 @@ impl AsyncHandle {
             },
             out: Vec::new(),
             rx: Vec::with_capacity(DATAGRAM_MAX),
+            receive_timeout: options.receive_timeout,
         };
         let mut retry = LookupRetry::default();
         handle.tx.family = loop {
@@ -104,7 +109,15 @@ impl AsyncHandle {
                 break;
             }
             self.rx.clear();
-            match self.socket.recv(&mut self.rx).await {
+            let receive = self.socket.recv(&mut self.rx);
+            let received = if self.receive_timeout.is_zero() {
+                receive.await
+            } else {
+                tokio::time::timeout(self.receive_timeout, receive)
+                    .await
+                    .map_err(|_| Error::Timeout)?
+            };
+            match received {
                 Ok(()) => deliver(&mut job, &self.rx)?,
                 Err(e) => receive_error(&mut job, e)?,
             }
@@ -125,5 +138,80 @@ impl AsyncHandle {
             .run(crate::jobs::destination_lists(&services, &next))
             .await?;
         Ok(crate::jobs::assemble(services, found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::exchange::{Incoming, push_message};
+    use crate::netlink::{Command, IpvsMessage};
+    use netlink_packet_generic::{GenlHeader, constants::GENL_ID_CTRL};
+
+    /// Sends one message that the kernel drops without a word: it lacks
+    /// `NLM_F_REQUEST` (and `NLM_F_ACK`), and the kernel handles and
+    /// acknowledges requests only. Counts what comes back.
+    #[derive(Default)]
+    struct Unanswered {
+        sent: bool,
+        received: usize,
+    }
+
+    impl Job for Unanswered {
+        type Output = usize;
+        fn transmit(&mut self, tx: &mut TxContext, out: &mut Vec<u8>) {
+            if !std::mem::replace(&mut self.sent, true) {
+                let genl = GenlHeader { cmd: 3, version: 2 };
+                let empty = IpvsMessage::new(Command::GetInfo, vec![]);
+                push_message(out, GENL_ID_CTRL, 0, tx.take_seq(), genl, &empty);
+            }
+        }
+        fn receive(&mut self, _: Incoming<'_>) -> Result<(), Error> {
+            self.received += 1;
+            Ok(())
+        }
+        fn overrun(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+        fn is_done(&self) -> bool {
+            false
+        }
+        fn finish(self) -> Result<usize, Error> {
+            Ok(self.received)
+        }
+    }
+
+    /// A handle on the host's generic-netlink controller (the host has no
+    /// IPVS; the controller is enough to exercise the driver).
+    fn controller_handle(receive_timeout: Duration) -> AsyncHandle {
+        let mut socket = TokioSocket::new(NETLINK_GENERIC).expect("netlink socket");
+        let window = configure(socket.socket_mut()).expect("bind");
+        AsyncHandle {
+            socket,
+            tx: TxContext {
+                family: GENL_ID_CTRL,
+                next_seq: 1,
+                window,
+            },
+            out: Vec::new(),
+            rx: Vec::with_capacity(DATAGRAM_MAX),
+            receive_timeout,
+        }
+    }
+
+    /// A request the kernel never answers fails with `Error::Timeout` after
+    /// the receive timeout (virtual time), and the handle still works: the
+    /// next request gets its real reply.
+    #[tokio::test(start_paused = true)]
+    async fn unanswered_request_times_out() {
+        let timeout = Duration::from_secs(5);
+        let mut handle = controller_handle(timeout);
+        let start = tokio::time::Instant::now();
+        let result = handle.run(Unanswered::default()).await;
+        assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+        assert!(start.elapsed() >= timeout, "{:?}", start.elapsed());
+        // The controller answers the family lookup (IPVS is absent here).
+        let lookup = handle.run(FamilyLookup::default()).await;
+        assert!(matches!(lookup, Err(Error::NotAvailable)), "{lookup:?}");
     }
 }

@@ -58,7 +58,9 @@ impl OpenOptions {
         self.load_module = yes;
         self
     }
-    /// How long the blocking handle waits for a reply (`SO_RCVTIMEO`).
+    /// How long a handle waits for the next reply before the request fails
+    /// with [`Error::Timeout`]: `SO_RCVTIMEO` for the blocking handle, a
+    /// tokio timer for the async one. Zero waits forever.
     pub fn receive_timeout(mut self, timeout: Duration) -> Self {
         self.receive_timeout = timeout;
         self
