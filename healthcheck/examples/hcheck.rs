@@ -1,5 +1,6 @@
 //! `hcheck`: run one keepalived-style checker in a loop and print each
-//! transition (one line containing UP or DOWN and the reason).
+//! transition (one line containing UP or DOWN and the reason). With
+//! `--alpha` the first line says the checker starts down.
 //!
 //! ```text
 //! hcheck tcp|http|ssl|smtp|dns|udp|ping HOST:PORT [options]
@@ -19,7 +20,7 @@ use lvskit_healthcheck::config::{
     DnsCheck, HttpGet, HttpVersion, SmtpCheck, SslGet, UdpCheck, UrlCheck, parse_digest,
 };
 use lvskit_healthcheck::runner::{self, Lateness};
-use lvskit_healthcheck::{CheckKind, CheckSpec, Event, Scheduler};
+use lvskit_healthcheck::{CheckKind, CheckSpec, Event, Reason, Scheduler};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kind {
@@ -205,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let spec = build(&args)?;
     let name = format!("{} {}", spec.kind.keyword(), spec.destination());
+    let alpha = spec.timing.alpha;
     let mut scheduler = Scheduler::new(1);
     let start = tokio::time::Instant::now();
     scheduler.add_real_server(start.into_std(), vec![spec]);
@@ -214,11 +216,27 @@ async fn main() -> anyhow::Result<()> {
         tx,
         Arc::new(Mutex::new(Lateness::default())),
     ));
+    let line = |at: Duration, up: bool, reason: &dyn std::fmt::Display| {
+        let state = if up { "UP" } else { "DOWN" };
+        println!("{:9.3}s {name} {state}: {reason}", at.as_secs_f64());
+    };
+    // The state last printed: with `alpha` the checker starts down, and a
+    // first failure then changes nothing.
+    let mut shown = None;
+    if alpha {
+        line(Duration::ZERO, false, &Reason::Alpha);
+        shown = Some(false);
+    }
     while let Some(event) = rx.recv().await {
-        if let Event::Checker { at, transition, .. } = event {
-            let t = at.duration_since(start.into_std()).as_secs_f64();
-            let state = if transition.up { "UP" } else { "DOWN" };
-            println!("{t:9.3}s {name} {state}: {}", transition.reason);
+        if let Event::Checker { at, transition, .. } = event
+            && shown != Some(transition.up)
+        {
+            line(
+                at.duration_since(start.into_std()),
+                transition.up,
+                &transition.reason,
+            );
+            shown = Some(transition.up);
         }
     }
     Ok(())

@@ -130,6 +130,23 @@ async fn tcp_up_then_down_after_retries_then_up_again() {
 }
 
 #[tokio::test]
+async fn alpha_starts_down_until_a_first_success() {
+    let refused = {
+        let l = std::net::TcpListener::bind((unique_loopback(), 0)).unwrap();
+        l.local_addr().unwrap()
+    };
+    let target = refused.to_string();
+    let mut hcheck = Hcheck::start(&args("tcp", &target, &["--alpha"]));
+    assert_eq!(
+        hcheck.next().await,
+        down("alpha mode: down until a first success")
+    );
+    // Failures while down print nothing; the first success does.
+    let _listener = std::net::TcpListener::bind(refused).unwrap();
+    assert_eq!(hcheck.next().await, up("check succeeded"));
+}
+
+#[tokio::test]
 async fn tcp_bindto_and_bind_if() {
     let listener = tokio::net::TcpListener::bind((unique_loopback(), 0))
         .await
