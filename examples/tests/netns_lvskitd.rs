@@ -463,3 +463,56 @@ fn netns_lvskitd_notify_fifos_and_scripts() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn netns_lvskitd_metrics_endpoint_is_scraped() -> Result<()> {
+    use std::io::{Read as _, Write as _};
+    let (_lab, lb1) = one_director()?;
+    lb1.link_up("lo")?;
+    let mut daemon = spawn_vrrp_only(
+        &lb1,
+        "lb1",
+        &lvskitd_config(),
+        &[],
+        &["--metrics-listen", "127.0.0.1:9650"],
+    )?;
+    wait_vip(&lb1, true, Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_millis(1200));
+    let scrape = |path: &'static str| {
+        lb1.in_netns(move || -> Result<String> {
+            let mut stream = std::net::TcpStream::connect("127.0.0.1:9650")?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: lb1\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            Ok(answer)
+        })?
+    };
+    let answer = scrape("/metrics")?;
+    ensure!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    ensure!(
+        answer.contains("\nlvskit_vrrp_state{instance=\"VI_1\",state=\"MASTER\"} 1\n"),
+        "{answer}"
+    );
+    ensure!(
+        answer.contains("\nlvskit_vrrp_master_transitions_total{instance=\"VI_1\"} 1\n"),
+        "{answer}"
+    );
+    let sent: u64 = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("lvskit_vrrp_adverts_sent_total{instance=\"VI_1\"} "))
+        .context("no adverts_sent series")?
+        .parse()?;
+    ensure!(sent >= 1, "{answer}");
+    ensure!(
+        answer.contains("\nlvskit_vrrp_drops_total{instance=\"VI_1\",reason=\"ttl\"} 0\n"),
+        "{answer}"
+    );
+    ensure!(scrape("/other")?.starts_with("HTTP/1.1 404"));
+    daemon.signal(Signal::SIGTERM);
+    ensure!(daemon.wait_timeout(Duration::from_secs(10))?.success());
+    Ok(())
+}

@@ -85,6 +85,9 @@ struct Args {
     /// The status socket.
     #[arg(long, default_value = "/run/lvskitd.sock")]
     status_socket: PathBuf,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> Result<()> {
@@ -155,6 +158,7 @@ fn main() -> Result<()> {
             .flatten()
             .collect(),
         status_socket: args.status_socket,
+        metrics_listen: args.metrics_listen,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -21,6 +21,7 @@ pub mod addresses;
 pub mod checks;
 pub mod dump;
 pub mod lvs;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod pidfile;
@@ -52,6 +53,8 @@ pub struct Settings {
     pub pid_files: Vec<PathBuf>,
     /// The status socket.
     pub status_socket: PathBuf,
+    /// Where to serve Prometheus `/metrics`, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Parses the configuration as `keepalived -t` would; returns the parse
@@ -107,6 +110,14 @@ pub async fn run(settings: Settings) -> Result<()> {
     let _ = std::fs::remove_file(&settings.status_socket);
     let listener = UnixListener::bind(&settings.status_socket)
         .with_context(|| format!("status socket {}", settings.status_socket.display()))?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("metrics on {address}"))?,
+        ),
+        None => None,
+    };
     let mut lvs = if settings.check {
         Some(
             lvs::Lvs::start(
@@ -136,6 +147,15 @@ pub async fn run(settings: Settings) -> Result<()> {
     } else {
         None
     };
+    let health =
+        tokio::sync::watch::Sender::new(lvs.as_ref().map(lvs::Lvs::health).unwrap_or_default());
+    let metrics_server = metrics_listener.map(|listener| {
+        let sources = metrics::Sources {
+            vrrp: monitor.clone(),
+            health: health.subscribe(),
+        };
+        tokio::spawn(metrics::serve(listener, sources))
+    });
     tracing::info!("Startup complete (lvskitd {})", env!("CARGO_PKG_VERSION"));
 
     let mut status = VrrpStatus::default();
@@ -150,6 +170,9 @@ pub async fn run(settings: Settings) -> Result<()> {
                     Ok(None) => {}
                     Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
                 }
+                if let Some(l) = lvs.as_ref() {
+                    health.send_replace(l.health());
+                }
             }
             _ = dump_data.recv() => write_dump(dump::Dump::Data, &config, &monitor, lvs.as_ref()),
             _ = dump_stats.recv() => write_dump(dump::Dump::Stats, &config, &monitor, lvs.as_ref()),
@@ -160,7 +183,9 @@ pub async fn run(settings: Settings) -> Result<()> {
                     if let Err(e) = l.handle_event(event).await {
                         tracing::error!("{e:#}");
                     }
-                    notify_health_changes(&mut notifier, &before, &l.health());
+                    let after = l.health();
+                    notify_health_changes(&mut notifier, &before, &after);
+                    health.send_replace(after);
                 }
             }
             Some((instance, master)) = roles.recv() => {
@@ -188,6 +213,9 @@ pub async fn run(settings: Settings) -> Result<()> {
             Ok(Ok(Err(e))) => tracing::error!("VRRP: {e:#}"),
             _ => tracing::error!("the VRRP thread panicked"),
         }
+    }
+    if let Some(server) = metrics_server {
+        server.abort();
     }
     // The drivers' last snapshots say STOP: notify it, within a bound.
     drop(monitor);
