@@ -19,6 +19,25 @@
 //! tokio loop doing the same work (connect; or connect, GET and read for
 //! `http`) right before the checker, against the same servers, so the two
 //! see the same machine load.
+//!
+//! Figures, shared 2-core host at load average 13-15, under `chrt -f 10`,
+//! two 60 s rounds with the bare loop measured before each checker phase:
+//! - TCP_CHECK, 10,000 servers every 1 s: p99 lateness 4 ms in both rounds
+//!   (p99.9 9-13 ms; the bare loop 4-8 ms), target < 50 ms; before each
+//!   probe was timed from its own end, 23-47 ms in 15 s phases. CPU 0.501
+//!   and 0.513 core, target <= 0.5 (the bare loop 0.461 and 0.473): 50.8 us
+//!   per check against 46.8 us, 1.09x, target <= 1.5x. 87% of it is system
+//!   time: on loopback the kernel handles the server's side of each
+//!   handshake and close mostly in the connecting process's context.
+//! - HTTP_GET, 2,000 servers every 1 s (one round, load 15-19): p99 2 ms
+//!   (bare connect + GET loop 2 ms), CPU 0.176 core, 88.1 us per check
+//!   against 83.4 us, 1.06x.
+//!
+//! Re-measure on a quiet host with
+//! `cargo build --release -p lvskit-healthcheck --example hc_bench`, then
+//! `chrt -f 10 target/release/examples/hc_bench tcp --servers 10000
+//! --seconds 60 --rounds 2 --baseline` and the same with `http --servers
+//! 2000`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
