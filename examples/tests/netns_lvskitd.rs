@@ -516,3 +516,50 @@ fn netns_lvskitd_metrics_endpoint_is_scraped() -> Result<()> {
     ensure!(daemon.wait_timeout(Duration::from_secs(10))?.success());
     Ok(())
 }
+
+#[test]
+fn netns_lvskitd_tells_systemd_ready_reloading_stopping() -> Result<()> {
+    let (lab, lb1) = one_director()?;
+    // systemd's side: a datagram socket named by $NOTIFY_SOCKET.
+    let path = lab.dir().join("notify.sock");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&path)?;
+    systemd.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let next = || -> Result<String> {
+        let mut buffer = [0u8; 512];
+        let n = systemd.recv(&mut buffer).context("no sd_notify message")?;
+        Ok(String::from_utf8_lossy(&buffer[..n]).into_owned())
+    };
+    let mut daemon = spawn_vrrp_only(
+        &lb1,
+        "lb1",
+        &lvskitd_config(),
+        &[format!("NOTIFY_SOCKET={}", path.display())],
+        &[],
+    )?;
+    let ready = next()?;
+    ensure!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.pid())?);
+    let before = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
+    nix::sys::signal::kill(pid, Signal::SIGHUP)?;
+    let reloading = next()?;
+    ensure!(
+        reloading.lines().any(|l| l == "RELOADING=1"),
+        "{reloading:?}"
+    );
+    let usec: i64 = reloading
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .context("no MONOTONIC_USEC")?
+        .parse()?;
+    let before_usec = before.tv_sec() * 1_000_000 + before.tv_nsec() / 1_000;
+    ensure!(usec >= before_usec, "MONOTONIC_USEC {usec} < {before_usec}");
+    let ready = next()?;
+    ensure!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+
+    nix::sys::signal::kill(pid, Signal::SIGTERM)?;
+    let stopping = next()?;
+    ensure!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    ensure!(daemon.wait_timeout(Duration::from_secs(10))?.success());
+    Ok(())
+}

@@ -16,6 +16,7 @@
 //!   scripts ([`notify`]), as it does the checkers' changes.
 //! - The status socket answers `status` with JSON.
 //! - SIGUSR1, SIGUSR2 and SIGRTMIN+2 write keepalived's dumps ([`dump`]).
+//! - systemd hears READY, RELOADING and STOPPING ([`sdnotify`]).
 
 pub mod addresses;
 pub mod checks;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod pidfile;
+pub mod sdnotify;
 pub mod vrrp;
 pub mod vsgroup;
 
@@ -157,6 +159,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         tokio::spawn(metrics::serve(listener, sources))
     });
     tracing::info!("Startup complete (lvskitd {})", env!("CARGO_PKG_VERSION"));
+    sdnotify::notify(sdnotify::Message::Ready);
 
     let mut status = VrrpStatus::default();
     loop {
@@ -165,6 +168,7 @@ pub async fn run(settings: Settings) -> Result<()> {
             _ = interrupt.recv() => { tracing::info!("Stopping"); break; }
             _ = hangup.recv() => {
                 tracing::info!("Reloading");
+                sdnotify::notify(sdnotify::Message::Reloading);
                 match reload(&settings, &config, lvs.as_mut()).await {
                     Ok(Some(new)) => config = new,
                     Ok(None) => {}
@@ -173,6 +177,7 @@ pub async fn run(settings: Settings) -> Result<()> {
                 if let Some(l) = lvs.as_ref() {
                     health.send_replace(l.health());
                 }
+                sdnotify::notify(sdnotify::Message::Ready);
             }
             _ = dump_data.recv() => write_dump(dump::Dump::Data, &config, &monitor, lvs.as_ref()),
             _ = dump_stats.recv() => write_dump(dump::Dump::Stats, &config, &monitor, lvs.as_ref()),
@@ -206,6 +211,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         }
     }
 
+    sdnotify::notify(sdnotify::Message::Stopping);
     let _ = stop_tx.send(true);
     if let Some(thread) = vrrp_thread {
         match tokio::task::spawn_blocking(move || thread.join()).await {
