@@ -12,7 +12,9 @@
 //!    libraries;
 //! 3. each run appends a small cpio archive with the command and the
 //!    binaries it names (at the same path as on the host) and boots
-//!    `qemu-system-x86_64 -accel tcg` (nested KVM hangs here).
+//!    `qemu-system-x86_64 -accel tcg` (nested KVM hangs here), with the
+//!    host's clock or, for timing measured inside the guest, an
+//!    instruction-counted one ([`GuestClock`]).
 //!
 //! The console is streamed to stderr (captured by libtest, shown when a
 //! test fails) and returned. qemu is killed on drop, on timeout, when the
@@ -148,6 +150,31 @@ impl VmOutput {
     }
 }
 
+/// How the guest's clocks advance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GuestClock {
+    /// With the host's clock (qemu's default). Guest timers fire when the
+    /// host gets round to running qemu: on a loaded host, milliseconds to
+    /// hundreds of milliseconds late.
+    #[default]
+    Host,
+    /// Counted in guest instructions (`-icount shift=N,sleep=off`): each
+    /// instruction advances the guest's clocks by 2^N ns, and when every
+    /// guest CPU is idle the clocks jump to the next timer deadline. Guest
+    /// time no longer depends on how the host schedules qemu, so timing
+    /// measured inside the guest (by its own clock, e.g. capture
+    /// timestamps) is repeatable; the cost of guest code still counts, as
+    /// instructions. Idle stretches take no host time. qemu then runs all
+    /// guest CPUs on one host thread (no multi-threaded TCG), and with two
+    /// CPUs Debian's kernel hangs bringing up the second one (qemu 7.2), so
+    /// [`Vm::run`] requires one.
+    InstructionCounted {
+        /// log2 of the nanoseconds per guest instruction (0: a 1 GHz guest
+        /// CPU that retires one instruction per cycle).
+        shift: u8,
+    },
+}
+
 /// A VM to boot: binaries to include, resources and a timeout.
 #[derive(Debug, Clone)]
 pub struct Vm {
@@ -156,6 +183,7 @@ pub struct Vm {
     env: Vec<(String, String)>,
     memory_mib: u32,
     cpus: u32,
+    clock: GuestClock,
     timeout: Duration,
 }
 
@@ -166,7 +194,8 @@ impl Default for Vm {
 }
 
 impl Vm {
-    /// 1 GiB of memory, one CPU, a 300 s timeout, the base tools only.
+    /// 1 GiB of memory, one CPU, the host's clock, a 300 s timeout, the
+    /// base tools only.
     pub fn new() -> Vm {
         Vm {
             binaries: Vec::new(),
@@ -174,6 +203,7 @@ impl Vm {
             env: Vec::new(),
             memory_mib: 1024,
             cpus: 1,
+            clock: GuestClock::Host,
             timeout: Duration::from_secs(300),
         }
     }
@@ -210,6 +240,12 @@ impl Vm {
         self
     }
 
+    /// How the guest's clocks advance (default [`GuestClock::Host`]).
+    pub fn clock(mut self, clock: GuestClock) -> Vm {
+        self.clock = clock;
+        self
+    }
+
     /// Time allowed from start to qemu's exit; on expiry qemu is killed.
     pub fn timeout(mut self, timeout: Duration) -> Vm {
         self.timeout = timeout;
@@ -224,6 +260,11 @@ impl Vm {
         ensure!(
             !in_vm(),
             "already inside the lvskit VM: nested VMs are not supported"
+        );
+        ensure!(
+            self.clock == GuestClock::Host || self.cpus == 1,
+            "an instruction-counted guest clock needs exactly one CPU, not {}",
+            self.cpus
         );
         crate::reap::reap_once();
         let image = BaseImage::get()?;
@@ -262,16 +303,7 @@ impl Vm {
         let initrd_path = dir.join("initrd.cpio");
         std::fs::write(&initrd_path, &initrd)?;
 
-        let boot = || {
-            Qemu::start(
-                &name,
-                &image.kernel,
-                &initrd_path,
-                self.memory_mib,
-                self.cpus,
-            )?
-            .wait(self.timeout)
-        };
+        let boot = || Qemu::start(&name, &image.kernel, &initrd_path, self)?.wait(self.timeout);
         match boot() {
             // The kernel died before init ran the command (under TCG on a busy
             // host, e.g. a timer check): that is the VM, not the test. Once more.
@@ -711,14 +743,18 @@ struct Qemu {
 }
 
 impl Qemu {
-    fn start(name: &str, kernel: &Path, initrd: &Path, memory_mib: u32, cpus: u32) -> Result<Qemu> {
+    fn start(name: &str, kernel: &Path, initrd: &Path, vm: &Vm) -> Result<Qemu> {
         let mut command = Command::new("setpriv");
         command
             .args(["--pdeathsig", "KILL", "--", "qemu-system-x86_64"])
             .args(["-name", name])
             .args(["-accel", "tcg"])
-            .args(["-m", &memory_mib.to_string()])
-            .args(["-smp", &cpus.to_string()])
+            .args(["-m", &vm.memory_mib.to_string()])
+            .args(["-smp", &vm.cpus.to_string()]);
+        if let GuestClock::InstructionCounted { shift } = vm.clock {
+            command.args(["-icount", &format!("shift={shift},sleep=off")]);
+        }
+        command
             .args(["-nodefaults", "-no-user-config", "-display", "none"])
             .args(["-serial", "stdio", "-no-reboot"])
             .arg("-kernel")
