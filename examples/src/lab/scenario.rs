@@ -725,7 +725,10 @@ impl<'a> Run<'a> {
                 secs(expected),
                 secs(self.options.failover_tolerance) * 1000.0
             ),
-            measured: gap.map_or("no adverts".into(), |g| format!("{:.4} s", secs(g))),
+            measured: gap.map_or("no adverts".into(), |g| {
+                let offset_ms = (secs(g) - secs(expected)) * 1000.0;
+                format!("{:.4} s ({offset_ms:+.3} ms)", secs(g))
+            }),
             passed: gap.is_some_and(|g| g.abs_diff(expected) <= self.options.failover_tolerance),
         });
 
