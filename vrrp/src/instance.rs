@@ -154,6 +154,31 @@ struct TrackState {
     streak: u32,
 }
 
+/// The last received packet that passed every receive check, and its
+/// metadata. In a stable network every advert a router hears is the same
+/// bytes from the same master, and the checks (checksum, address list, ...)
+/// are a function of the configuration, which never changes, and of these
+/// inputs: an identical packet is known valid without checking again.
+/// Not used with a v2 password, whose comparison must stay constant-time.
+#[derive(Debug, Clone, Default)]
+struct LastValid {
+    meta: Option<RxMeta>,
+    bytes: Vec<u8>,
+}
+
+impl LastValid {
+    fn holds(&self, meta: &RxMeta, bytes: &[u8]) -> bool {
+        // Bytes first: when something differs, it is usually them.
+        self.bytes == bytes && self.meta.as_ref() == Some(meta)
+    }
+
+    fn remember(&mut self, meta: &RxMeta, bytes: &[u8]) {
+        self.meta = Some(*meta);
+        self.bytes.clear();
+        self.bytes.extend_from_slice(bytes);
+    }
+}
+
 /// What will make the Master_Down_Timer fire, for the reason it reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DownCause {
@@ -218,6 +243,12 @@ pub struct Instance {
     /// Emitted advert per destination at the effective priority, plus the
     /// template it came from.
     adverts: Vec<Advertisement>,
+    /// The last packet that passed [`Instance::check`].
+    last_valid: LastValid,
+    /// The configured addresses' octets in configuration order, as an
+    /// advert of this instance carries them (empty if one is of the other
+    /// family): the fast path of [`Instance::same_addresses`].
+    address_block: Box<[u8]>,
     tracks: Vec<TrackState>,
     link_up: bool,
     group_fault: bool,
@@ -251,6 +282,8 @@ impl Instance {
             down_cause: DownCause::NoResponse,
             garp: GarpSchedule::default(),
             adverts: Vec::new(),
+            last_valid: LastValid::default(),
+            address_block: address_block(&config),
             tracks,
             link_up: true,
             group_fault: false,
@@ -511,6 +544,38 @@ impl Instance {
     // ----- receive ----------------------------------------------------------
 
     fn receive(&mut self, now: Instant, meta: &RxMeta, bytes: &[u8]) -> Result<(), RxDrop> {
+        if self.last_valid.holds(meta, bytes) {
+            // Every check but this one gave its verdict on these very inputs.
+            if matches!(self.state, State::Initialize | State::Fault) {
+                return Err(RxDrop::NotRunning);
+            }
+        } else {
+            self.check(meta, bytes)?;
+            if !matches!(self.config.authentication, Authentication::Password(_)) {
+                self.last_valid.remember(meta, bytes);
+            }
+        }
+        let packet = Packet::new_unchecked(bytes, self.family);
+        let priority = packet.priority();
+        // Erratum 8298: an owner hearing another owner processes the advert
+        // (so that all but one back off) and counts the misconfiguration.
+        if self.config.is_owner() && priority == PRIORITY_OWNER {
+            self.stats.owner_conflicts += 1;
+            log::owner_conflict(&self.config.name, &meta.source);
+        }
+        self.stats.adverts_received += 1;
+        if priority == PRIORITY_STOP {
+            self.stats.priority_zero_received += 1;
+        }
+        self.process_advert(now, meta.source, priority, packet.adver_int());
+        Ok(())
+    }
+
+    /// Every receive check of RFC 3768 §7.1 and RFC 9568 §7.1 (and the
+    /// errata), in order; the first that fails is the drop reason. All but
+    /// the running-state check depend only on the configuration, `meta` and
+    /// `bytes`.
+    fn check(&self, meta: &RxMeta, bytes: &[u8]) -> Result<(), RxDrop> {
         if let (Some(want), Some(got)) = (self.config.ifindex, meta.ifindex)
             && want != got
         {
@@ -588,17 +653,6 @@ impl Instance {
         {
             return Err(RxDrop::AddressList);
         }
-        // Erratum 8298: an owner hearing another owner processes the advert
-        // (so that all but one back off) and counts the misconfiguration.
-        if self.config.is_owner() && priority == PRIORITY_OWNER {
-            self.stats.owner_conflicts += 1;
-            log::owner_conflict(&self.config.name, &meta.source);
-        }
-        self.stats.adverts_received += 1;
-        if priority == PRIORITY_STOP {
-            self.stats.priority_zero_received += 1;
-        }
-        self.process_advert(now, meta.source, priority, adver_int);
         Ok(())
     }
 
@@ -624,6 +678,10 @@ impl Instance {
 
     /// Whether the advertised list equals the configured set.
     fn same_addresses(&self, packet: &Packet<&[u8]>) -> bool {
+        // The usual case: the same addresses in the same order.
+        if packet.address_block() == &*self.address_block {
+            return true;
+        }
         let count = usize::from(packet.address_count());
         if count != self.config.virtual_addresses.len() {
             return false;
@@ -1012,6 +1070,21 @@ impl Instance {
     }
 }
 
+/// The octets of `config`'s virtual addresses, in order, if all are of the
+/// instance's family; else nothing.
+fn address_block(config: &Config) -> Box<[u8]> {
+    let family = config.family();
+    let mut block = Vec::new();
+    for vip in &config.virtual_addresses {
+        match (vip.address, family) {
+            (IpAddr::V4(a), AddressFamily::Ipv4) => block.extend_from_slice(&a.octets()),
+            (IpAddr::V6(a), AddressFamily::Ipv6) => block.extend_from_slice(&a.octets()),
+            _ => return Box::default(),
+        }
+    }
+    block.into_boxed_slice()
+}
+
 /// RFC 9568 §6.4.3: addresses compared as unsigned integers in network byte
 /// order.
 fn higher_address(sender: &IpAddr, local: &IpAddr) -> bool {
@@ -1019,5 +1092,121 @@ fn higher_address(sender: &IpAddr, local: &IpAddr) -> bool {
         (IpAddr::V4(s), IpAddr::V4(l)) => s.octets() > l.octets(),
         (IpAddr::V6(s), IpAddr::V6(l)) => s.octets() > l.octets(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VirtualAddress;
+    use crate::wire::ChecksumMode;
+    use proptest::prelude::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// Received packets to pick from: adverts at several priorities, and
+    /// the same bytes with one input changed (TTL, source, a byte, the
+    /// interface).
+    fn inputs() -> Vec<(RxMeta, Vec<u8>)> {
+        let group = ip("224.0.0.18");
+        let advert = |source: &str, priority: u8, vip: &str| {
+            let repr = Repr {
+                version: Version::V3,
+                vrid: 51,
+                priority,
+                adver_int: 100,
+                authentication: Authentication::None,
+                addresses: vec![ip(vip)],
+            };
+            let ctx = ChecksumContext {
+                source: ip(source),
+                destination: group,
+                mode: ChecksumMode::PseudoHeader,
+            };
+            repr.to_vec(&ctx).unwrap()
+        };
+        let peer = RxMeta::new(ip("10.0.3.2"), group, 255);
+        let mut inputs = Vec::new();
+        for priority in [0, 50, 100, 200, 255] {
+            inputs.push((peer, advert("10.0.3.2", priority, "10.0.3.100")));
+        }
+        let high = advert("10.0.3.2", 200, "10.0.3.100");
+        inputs.push((RxMeta::new(ip("10.0.3.2"), group, 254), high.clone()));
+        inputs.push((RxMeta::new(ip("10.0.3.3"), group, 255), high.clone()));
+        inputs.push((peer.with_ifindex(9), high.clone()));
+        let mut corrupt = high.clone();
+        corrupt[7] ^= 1;
+        inputs.push((peer, corrupt));
+        inputs.push((peer, advert("10.0.3.2", 200, "10.0.3.101")));
+        inputs.push((
+            RxMeta::new(ip("10.0.3.3"), group, 255),
+            advert("10.0.3.3", 150, "10.0.3.100"),
+        ));
+        inputs
+    }
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Packet(usize),
+        Timeout,
+        Link(bool),
+    }
+
+    proptest! {
+        /// The remembered last valid packet changes no verdict: at every
+        /// step an instance that never remembers anything drops or accepts
+        /// the same packets, counts the same and does the same.
+        #[test]
+        fn remembering_the_last_valid_packet_changes_nothing(
+            priority in 1u8..=255,
+            script in proptest::collection::vec(
+                prop_oneof![
+                    8 => (0usize..11).prop_map(Input::Packet),
+                    1 => Just(Input::Timeout),
+                    1 => any::<bool>().prop_map(Input::Link),
+                ],
+                1..60,
+            ),
+        ) {
+            let inputs = inputs();
+            let mut config = Config::new(
+                51,
+                ip("10.0.3.1"),
+                vec![VirtualAddress::new(ip("10.0.3.100"))],
+            );
+            config.priority = priority;
+            config.ifindex = Some(2);
+            let mut instance = Instance::new(config).unwrap();
+            let mut now = Instant::now();
+            instance.startup(now);
+            while instance.poll_action().is_some() {}
+            for input in script {
+                now += Duration::from_millis(150);
+                let mut reference = instance.clone();
+                reference.last_valid = LastValid::default();
+                for vr in [&mut instance, &mut reference] {
+                    match input {
+                        Input::Packet(i) => {
+                            let (meta, bytes) = &inputs[i];
+                            let _ = vr.handle_packet(now, meta, bytes);
+                        }
+                        Input::Timeout => vr.handle_timeout(now),
+                        Input::Link(up) => vr.handle_link_state(
+                            now,
+                            if up { LinkState::Up } else { LinkState::Down },
+                        ),
+                    }
+                }
+                prop_assert_eq!(instance.state(), reference.state());
+                prop_assert_eq!(instance.statistics(), reference.statistics());
+                prop_assert_eq!(instance.poll_timeout(), reference.poll_timeout());
+                let actions = |vr: &mut Instance| {
+                    std::iter::from_fn(|| vr.poll_action()).collect::<Vec<_>>()
+                };
+                prop_assert_eq!(actions(&mut instance), actions(&mut reference));
+            }
+        }
     }
 }

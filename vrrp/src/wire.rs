@@ -392,6 +392,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The version nibble.
+    #[inline]
     pub fn version_number(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TYPE] >> 4
     }
@@ -406,21 +407,25 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The type nibble.
+    #[inline]
     pub fn packet_type(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TYPE] & 0x0f
     }
 
     /// The Virtual Router Identifier.
+    #[inline]
     pub fn vrid(&self) -> u8 {
         self.buffer.as_ref()[field::VRID]
     }
 
     /// The sender's priority.
+    #[inline]
     pub fn priority(&self) -> u8 {
         self.buffer.as_ref()[field::PRIORITY]
     }
 
     /// The address count field.
+    #[inline]
     pub fn address_count(&self) -> u8 {
         self.buffer.as_ref()[field::COUNT]
     }
@@ -433,6 +438,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The advertisement interval: seconds for v2, centiseconds (12 bits,
     /// reserved bits masked off) for v3.
+    #[inline]
     pub fn adver_int(&self) -> u16 {
         let data = self.buffer.as_ref();
         if self.version_number() == 2 {
@@ -444,11 +450,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         let data = self.buffer.as_ref();
         u16::from_be_bytes([data[field::CHECKSUM.start], data[field::CHECKSUM.start + 1]])
     }
 
+    #[inline]
     fn addresses_end(&self) -> usize {
         let count = usize::from(self.buffer.as_ref()[field::COUNT]);
         field::ADDRESSES + count * self.family.address_len()
@@ -459,6 +467,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let len = self.family.address_len();
         let start = field::ADDRESSES + index * len;
         &self.buffer.as_ref()[start..start + len]
+    }
+
+    /// The raw bytes of every address, in packet order
+    /// (`address_count()` times 4 or 16 bytes).
+    pub fn address_block(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::ADDRESSES..self.addresses_end()]
     }
 
     /// Address `index` (`index < address_count()`).
@@ -503,6 +517,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let version = self
             .version()
             .ok_or(Error::Version(self.version_number()))?;
+        Ok(self.checksum_for(version, ctx))
+    }
+
+    /// The checksum for a `version` already read from this packet and a
+    /// `ctx` whose family is already checked (the work
+    /// [`compute_checksum`](Self::compute_checksum) and
+    /// [`validate`](Self::validate) share).
+    fn checksum_for(&self, version: Version, ctx: &ChecksumContext) -> u16 {
         let len = self.message_len();
         let data = &self.buffer.as_ref()[..len];
         let mut sum = if ctx.uses_pseudo_header(version) {
@@ -512,7 +534,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         };
         sum = add_bytes(sum, &data[..field::CHECKSUM.start]);
         sum = add_bytes(sum, &data[field::CHECKSUM.end..]);
-        Ok(finish(sum))
+        finish(sum)
     }
 
     /// Checks the version, the type and the checksum: everything about a
@@ -532,7 +554,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if self.packet_type() != TYPE_ADVERTISEMENT {
             return Err(Error::Type(self.packet_type()));
         }
-        let expected = self.compute_checksum(ctx)?;
+        let expected = self.checksum_for(version, ctx);
         if expected != self.checksum() {
             return Err(Error::Checksum {
                 received: self.checksum(),
