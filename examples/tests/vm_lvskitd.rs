@@ -12,6 +12,11 @@ const SERVICE: &[&str] = &["-t", "10.0.0.100:80"];
 /// `lvskitd -C -n -l -f <config>` on `node`, with its files in the node's
 /// directory.
 fn start_lvskitd(node: &Node, config: &str) -> Result<Process> {
+    start_lvskitd_as(node, config, &["-C"])
+}
+
+/// `lvskitd <role> -n -l -f <config>` (`role`: `-C`, `-P` or nothing).
+fn start_lvskitd_as(node: &Node, config: &str, role: &[&str]) -> Result<Process> {
     let dir = node.dir();
     let path = dir.join("lvskitd.conf");
     std::fs::write(&path, config)?;
@@ -20,7 +25,6 @@ fn start_lvskitd(node: &Node, config: &str) -> Result<Process> {
         "lvskitd",
         [
             env!("CARGO_BIN_EXE_lvskitd").to_owned(),
-            "-C".into(),
             "-n".into(),
             "-l".into(),
             "-f".into(),
@@ -29,7 +33,9 @@ fn start_lvskitd(node: &Node, config: &str) -> Result<Process> {
             file("lvskitd.pid"),
             "--status-socket".into(),
             file("lvskitd.sock"),
-        ],
+        ]
+        .into_iter()
+        .chain(role.iter().map(|r| (*r).to_owned())),
     )
 }
 
@@ -235,9 +241,10 @@ fn vm_lvskitd_checkers_drive_the_ipvs_table() {
         });
 }
 
-/// Runs `test` in a VM on a director namespace `lb` with only `lo` (up):
-/// for checkers that need no network, MISC_CHECK scripts.
-fn run_on_lone_director(test: impl FnOnce(&Node) -> Result<()>) {
+/// Runs `test` in a VM with a lab and its director namespace `lb` (`lo`
+/// up, nothing else: checkers that need no network, MISC_CHECK scripts,
+/// use it as it is).
+fn run_on_director(test: impl FnOnce(&Lab, &Node) -> Result<()>) {
     Vm::new()
         .binary(env!("CARGO_BIN_EXE_lvskitd"))
         // Debug builds unpack to about 150 MB each in the initramfs.
@@ -247,7 +254,7 @@ fn run_on_lone_director(test: impl FnOnce(&Node) -> Result<()>) {
             let lab = Lab::new()?;
             let lb = lab.node("lb")?;
             lb.run(["ip", "link", "set", "lo", "up"])?;
-            test(&lb)
+            test(&lab, &lb)
         });
 }
 
@@ -258,7 +265,7 @@ fn run_on_lone_director(test: impl FnOnce(&Node) -> Result<()>) {
 /// flag files stand in for the real servers' health.
 #[test]
 fn vm_lvskitd_group_fwmark_and_sorry_server() {
-    run_on_lone_director(|lb| {
+    run_on_director(|_, lb| {
         let dir = lb.dir().to_path_buf();
         let flag = |n: u32| dir.join(format!("up{n}"));
         for n in 1..=3 {
@@ -316,7 +323,7 @@ fn vm_lvskitd_group_fwmark_and_sorry_server() {
 /// file and passes only while a flag file exists.
 #[test]
 fn vm_lvskitd_ha_suspend_follows_the_virtual_address() {
-    run_on_lone_director(|lb| {
+    run_on_director(|_, lb| {
         let dir = lb.dir().to_path_buf();
         let runs = dir.join("runs");
         let flag = dir.join("up");
@@ -367,6 +374,74 @@ fn vm_lvskitd_ha_suspend_follows_the_virtual_address() {
         lb.run(["ip", "addr", "add", "10.0.0.100/32", "dev", "lo"])?;
         let took = wait_for_table(lb, &lvskitd, &[(SERVICE, present)], long)?;
         println!("checks resumed and passed after {took:?}");
+        stop_lvskitd(lb, lvskitd)
+    });
+}
+
+/// Isolation: checkers that hang until killed, crash, or wait for hosts
+/// that never answer (60 per second) do not delay the VRRP adverts of the
+/// same lvskitd, measured on the wire.
+#[test]
+fn vm_lvskitd_misbehaving_checkers_never_delay_adverts() {
+    run_on_director(|lab, lb| {
+        let lan = lab.bridge("lan")?;
+        lab.connect(lb, "eth0", &lan)?;
+        lb.add_addr("eth0", "10.0.0.2/24")?;
+        let capture = lab.capture(&lan)?;
+        let mut config = String::from(
+            "vrrp_instance VI_1 {\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n    \
+                 priority 100\n    advert_int 1\n    virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n\
+                 virtual_server 10.0.0.100 80 {\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    \
+                 protocol TCP\n",
+        );
+        // Nothing answers at 10.0.0.11..30: the TCP checks wait for ARP.
+        for host in 11..=30 {
+            config.push_str(&format!(
+                    "    real_server 10.0.0.{host} 80 {{\n        \
+                     MISC_CHECK {{\n            misc_path \"/bin/sleep 30\"\n            misc_timeout 2\n        }}\n        \
+                     MISC_CHECK {{\n            misc_path \"/bin/sh -c 'kill -SEGV $$'\"\n        }}\n        \
+                     TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n"
+                ));
+        }
+        config.push_str("}\n");
+        let lvskitd = start_lvskitd_as(lb, &config, &[])?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !lb.has_addr("eth0", "10.0.0.100")? {
+            ensure!(Instant::now() < deadline, "no VIP:\n{}", lvskitd.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let window_start = std::time::SystemTime::now();
+        std::thread::sleep(Duration::from_secs(12));
+        let window_end = std::time::SystemTime::now();
+        let log = lvskitd.stderr() + &lvskitd.stdout();
+        ensure!(
+            log.contains("failed"),
+            "the checkers did not fail as intended:\n{log}"
+        );
+        let times: Vec<std::time::SystemTime> = capture
+            .frames()
+            .iter()
+            .filter(|f| f.time >= window_start && f.time <= window_end)
+            .filter(|f| f.ipv4().is_some_and(|ip| ip.protocol == 112))
+            .map(|f| f.time)
+            .collect();
+        let gaps: Vec<f64> = times
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]).unwrap_or_default().as_secs_f64())
+            .collect();
+        let largest = gaps.iter().copied().fold(0.0, f64::max);
+        println!(
+            "{} adverts in 12 s under misbehaving checkers; largest gap {largest:.3} s",
+            times.len()
+        );
+        // advert_int 1 s; the slack covers qemu TCG timer jitter on a
+        // shared host, not a stalled sender (that would be a gap of
+        // seconds).
+        ensure!(times.len() >= 11, "only {} adverts", times.len());
+        ensure!(
+            largest < 1.25,
+            "an advert came {largest:.3} s after the one before"
+        );
         stop_lvskitd(lb, lvskitd)
     });
 }

@@ -477,8 +477,28 @@ impl Lvs {
         self.by_id = by_id;
     }
 
-    /// Applies a checker event to the pools and the kernel.
+    /// Applies a checker event to the pools and the kernel. A panic on
+    /// the way is caught and logged: it must not unwind through the
+    /// daemon's main loop and end the process, VRRP included. The table
+    /// is reconciled as a whole at the next event, so a half-done apply
+    /// heals.
     pub async fn handle_event(&mut self, event: Event) -> Result<()> {
+        use futures::FutureExt as _;
+        let handled = std::panic::AssertUnwindSafe(self.apply_event(event))
+            .catch_unwind()
+            .await;
+        handled.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!("handling a checker event panicked: {message}");
+            Ok(())
+        })
+    }
+
+    async fn apply_event(&mut self, event: Event) -> Result<()> {
         match event {
             Event::RealServer {
                 server, up, reason, ..
