@@ -282,6 +282,10 @@ impl Builder<'_> {
 
     fn config(&mut self, nodes: &[Node<'_>]) -> Config {
         let mut c = Config::default();
+        // Exact sizes: a model holds thousands of these, and memory that is
+        // never touched is never faulted in.
+        let virtual_servers = nodes.iter().filter(|n| n.name() == "virtual_server");
+        c.virtual_servers.reserve_exact(virtual_servers.count());
         for n in nodes {
             match n.name() {
                 "global_defs" => self.global_defs(n, &mut c.global),
@@ -1154,11 +1158,12 @@ impl Builder<'_> {
                 "alpha" | "virtualhost" | "lvs_method" => rs.extra.push(directive(m)),
                 "notify_up" => rs.notify_up = self.script(m),
                 "notify_down" => rs.notify_down = self.script(m),
-                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK"
-                | "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {}
+                name if is_checker(name) => {}
                 _ => self.keep(m, &mut rs.extra),
             }
         }
+        let checkers = n.body.nodes().iter().filter(|m| is_checker(m.name()));
+        rs.checkers.reserve_exact(checkers.count());
         let vs_retry = self.retry_given_above;
         self.retry_given_above = vs_retry || sets_retry(n);
         for m in n.body.nodes() {
@@ -1232,6 +1237,10 @@ impl Builder<'_> {
                     c.bind_port = self.unsigned(m, 0, 0, 65535).map(|v| v as u16);
                 }
                 ("url", CheckerKind::Http(h) | CheckerKind::Ssl(h)) => {
+                    if h.urls.capacity() == 0 {
+                        let urls = n.body.nodes().iter().filter(|m| m.name() == "url");
+                        h.urls.reserve_exact(urls.count());
+                    }
                     let u = self.url(m);
                     h.urls.push(u);
                 }
@@ -1397,6 +1406,23 @@ impl Builder<'_> {
             }
         }
     }
+}
+
+/// Whether a real server keyword opens a checker block.
+fn is_checker(keyword: &str) -> bool {
+    matches!(
+        keyword,
+        "TCP_CHECK"
+            | "HTTP_GET"
+            | "SSL_GET"
+            | "SMTP_CHECK"
+            | "DNS_CHECK"
+            | "MISC_CHECK"
+            | "UDP_CHECK"
+            | "PING_CHECK"
+            | "FILE_CHECK"
+            | "BFD_CHECK"
+    )
 }
 
 /// An IP address, or something that can be a DNS name (not all digits).
