@@ -1149,3 +1149,125 @@ fn netns_vrrpd_track_interface() -> Result<()> {
         .with_context(|| logs(&net, 1))?;
     Ok(())
 }
+
+/// The driver's transition channel, in-process on r1 (priority 100),
+/// against a `vrrpd` on r2 (priority 200): every transition arrives in
+/// order with its reason, and when the channel says MASTER or BACKUP the
+/// VIP is where it should be.
+#[test]
+fn netns_driver_publishes_transitions() -> Result<()> {
+    use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceOptions, StateTransition};
+    use lvskit_vrrp::{Config, Reason, State, VirtualAddress};
+    use tokio::sync::broadcast;
+
+    let net = Net::new(2)?;
+    let vip = "10.0.0.100";
+    let r2 = net.node(2).clone();
+    let r1 = net.node(1).clone();
+    let outcome = net.node(1).in_netns(move || -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let vip_config = VirtualAddress::new(vip.parse()?).with_prefix_len(24);
+            let mut config = Config::new(58, "10.0.0.1".parse()?, vec![vip_config]);
+            config.priority = 100;
+            config.name = "VI_58".into();
+            config.advert_interval = Duration::from_millis(100);
+            let mut driver = Driver::new("eth0", DriverOptions::default()).await?;
+            driver
+                .add_instance(config, InstanceOptions::default())
+                .await?;
+            let mut transitions = driver.transitions();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::spawn(driver.run(async move {
+                let _ = stopped.await;
+            }));
+            async fn expect(
+                transitions: &mut broadcast::Receiver<StateTransition>,
+                from: State,
+                to: State,
+            ) -> Result<StateTransition> {
+                let transition = tokio::time::timeout(Duration::from_secs(5), transitions.recv())
+                    .await
+                    .with_context(|| format!("no transition {from} -> {to} within 5 s"))??;
+                ensure!(
+                    transition.from == from && transition.to == to,
+                    "expected {from} -> {to}, got {transition:?}"
+                );
+                ensure!(transition.instance.as_ref() == "VI_58" && transition.vrid == 58);
+                Ok(transition)
+            }
+            let startup = expect(&mut transitions, State::Initialize, State::Backup).await?;
+            ensure!(startup.reason == Reason::Startup, "{startup:?}");
+            let master = expect(&mut transitions, State::Backup, State::Master).await?;
+            ensure!(master.reason == Reason::MasterNoResponse, "{master:?}");
+            wait_for_vip(&r1, vip, true).await?;
+
+            // r2 at 200 preempts: HigherPriority from 10.0.0.2.
+            let vrrpd = vrrpd_path();
+            let peer = r2.spawn(
+                "vrrpd-r2",
+                [
+                    vrrpd.to_str().context("vrrpd path")?,
+                    "--interface",
+                    "eth0",
+                    "--vrid",
+                    "58",
+                    "--vip",
+                    "10.0.0.100/24",
+                    "--advert-int",
+                    "100ms",
+                    "--priority",
+                    "200",
+                ],
+            )?;
+            let backup = expect(&mut transitions, State::Master, State::Backup).await?;
+            ensure!(
+                backup.reason
+                    == Reason::HigherPriority {
+                        source: "10.0.0.2".parse()?,
+                        priority: 200
+                    },
+                "{backup:?}"
+            );
+            wait_for_vip(&r1, vip, false).await?;
+
+            // r2 stops with priority 0: r1 takes over after the skew time.
+            peer.signal(Signal::SIGTERM);
+            let released = expect(&mut transitions, State::Backup, State::Master).await?;
+            ensure!(released.reason == Reason::MasterReleased, "{released:?}");
+            wait_for_vip(&r1, vip, true).await?;
+
+            // Our own shutdown: the last transition, then the channel closes.
+            let _ = stop.send(());
+            let shutdown = expect(&mut transitions, State::Master, State::Initialize).await?;
+            ensure!(shutdown.reason == Reason::Shutdown, "{shutdown:?}");
+            running.await??;
+            ensure!(
+                matches!(
+                    transitions.recv().await,
+                    Err(broadcast::error::RecvError::Closed)
+                ),
+                "the channel stayed open after the driver stopped"
+            );
+            Ok(())
+        })
+    })?;
+    outcome.with_context(|| logs(&net, 2))
+}
+
+/// Waits up to 2 s for `vip` to be present (or absent) on `node`'s eth0.
+async fn wait_for_vip(node: &Node, vip: &str, present: bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while node.has_addr("eth0", vip)? != present {
+        ensure!(
+            Instant::now() < deadline,
+            "{vip} {} on {} after 2 s",
+            if present { "missing" } else { "still" },
+            node.name()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

@@ -9,6 +9,10 @@
 //! apply the actions (adverts first, the rest in order), then re-arm the
 //! timer at the earliest `poll_timeout`.
 //!
+//! Embedders follow the instances through [`Driver::transitions`] (every
+//! state change with its reason) and [`Driver::snapshots`] (the latest
+//! state and counters of each).
+//!
 //! Not done here: Accept_Mode (the engine exposes it; no filter is
 //! installed, so a non-owner master accepts traffic to its VIPs, as
 //! keepalived does outside `vrrp_strict`), and `use_vmac` for IPv6.
@@ -19,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::Error;
@@ -29,7 +33,7 @@ use super::script::{ScriptOutcome, ScriptRunner};
 use super::socket::{AdvertSocket, Received};
 use super::timer::PreciseTimer;
 use crate::{
-    Action, AddressFamily, Config, Instance, LinkState, RxMeta, State, Statistics, TrackId,
+    Action, AddressFamily, Config, Instance, LinkState, Reason, RxMeta, State, Statistics, TrackId,
     TrackKind, TrackStatus,
 };
 
@@ -50,6 +54,31 @@ pub struct InstanceSnapshot {
     /// Its counters (RFC 6527 statistics and drops by reason).
     pub statistics: Statistics,
 }
+
+/// One state change of an instance, as the engine reported it
+/// ([`Action::StateChanged`]), published by the driver when it applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateTransition {
+    /// The instance's name.
+    pub instance: Arc<str>,
+    /// Its VRID.
+    pub vrid: u8,
+    /// Its address family.
+    pub family: AddressFamily,
+    /// The state it left.
+    pub from: State,
+    /// The state it entered.
+    pub to: State,
+    /// Why.
+    pub reason: Reason,
+    /// When the driver applied it.
+    pub at: SystemTime,
+}
+
+/// How many transitions a slow [`Driver::transitions`] subscriber may lag
+/// behind before it misses the oldest (it is told how many it missed).
+pub const TRANSITION_BACKLOG: usize = 256;
 
 /// Per-instance options that concern the driver, not the protocol.
 #[derive(Debug, Clone, Default)]
@@ -152,6 +181,8 @@ pub struct Driver {
     notifications: JoinSet<()>,
     /// Published after every input; see [`Driver::snapshots`].
     snapshots: watch::Sender<Vec<InstanceSnapshot>>,
+    /// Every state change; see [`Driver::transitions`].
+    transitions: broadcast::Sender<StateTransition>,
 }
 
 /// The virtual router MAC address 00:00:5e:00:01:VRID (RFC 5798 §7.3).
@@ -183,7 +214,20 @@ impl Driver {
             options,
             notifications: JoinSet::new(),
             snapshots: watch::Sender::new(Vec::new()),
+            transitions: broadcast::Sender::new(TRANSITION_BACKLOG),
         })
+    }
+
+    /// Subscribes to every state change of every instance, in order, with
+    /// its reason: what an embedder reacts to instead of inferring the
+    /// state from address events. Subscribe before [`Driver::run`] to see
+    /// the startup transitions. A subscriber more than
+    /// [`TRANSITION_BACKLOG`] behind gets
+    /// [`RecvError::Lagged`](broadcast::error::RecvError::Lagged) once and
+    /// then the newest; when the driver stops, `recv` returns
+    /// [`RecvError::Closed`](broadcast::error::RecvError::Closed).
+    pub fn transitions(&self) -> broadcast::Receiver<StateTransition> {
+        self.transitions.subscribe()
     }
 
     /// Subscribes to the instances' snapshots, one per instance in the
@@ -662,7 +706,20 @@ impl Driver {
                     what: "IPv6 link-local",
                 }),
             },
-            Action::StateChanged { .. } => Ok(()),
+            Action::StateChanged { from, to, reason } => {
+                let config = slot.instance.config();
+                // No subscriber is not an error.
+                let _ = self.transitions.send(StateTransition {
+                    instance: config.name.clone(),
+                    vrid: config.vrid,
+                    family: slot.family,
+                    from,
+                    to,
+                    reason,
+                    at: SystemTime::now(),
+                });
+                Ok(())
+            }
             Action::Notify(notify) => {
                 if let Some(script) = &slot.options.notify {
                     let runner = self.options.scripts.clone();
