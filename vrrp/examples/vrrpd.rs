@@ -23,7 +23,8 @@ use clap::Parser;
 use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceOptions, parse_vip, unspecified};
 use lvskit_vrrp::linux::script::{ScriptRunner, ScriptUser};
 use lvskit_vrrp::{
-    Authentication, ChecksumMode, Config, InitialState, Track, TrackKind, UnicastPeer, Version,
+    Authentication, ChecksumMode, Config, InitialState, Scope, Track, TrackKind, UnicastPeer,
+    Version,
 };
 
 #[derive(Debug, Parser)]
@@ -41,6 +42,15 @@ struct Args {
     /// A virtual address, ADDRESS[/PREFIX]; repeat for more.
     #[arg(long = "vip", required = true, value_parser = vip)]
     vips: Vec<lvskit_vrrp::VirtualAddress>,
+    /// Label of every IPv4 VIP, as `ip addr ... label` (e.g. `eth0:vip`;
+    /// it must start with the interface name).
+    #[arg(long)]
+    vip_label: Option<String>,
+    /// Scope of every VIP: global, site, link or host (default: link for
+    /// link-local addresses, else global). Linux refuses a scope other than
+    /// the primary address's for a VIP in the primary's subnet.
+    #[arg(long, value_parser = ["global", "site", "link", "host"])]
+    vip_scope: Option<String>,
     /// VRRP version, 2 or 3.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     version: u8,
@@ -108,7 +118,24 @@ fn vip(text: &str) -> Result<lvskit_vrrp::VirtualAddress, String> {
 fn config(args: &Args) -> anyhow::Result<Config> {
     let v6 = args.vips[0].address.is_ipv6();
     let primary = args.unicast_src.unwrap_or(unspecified(v6));
-    let mut config = Config::new(args.vrid, primary, args.vips.clone());
+    let mut vips = args.vips.clone();
+    for vip in &mut vips {
+        if let Some(label) = &args.vip_label {
+            if vip.address.is_ipv6() {
+                bail!("--vip-label: IPv6 addresses have no label");
+            }
+            vip.label = Some(label.clone());
+        }
+        if let Some(scope) = &args.vip_scope {
+            vip.scope = match scope.as_str() {
+                "site" => Scope::Site,
+                "link" => Scope::Link,
+                "host" => Scope::Host,
+                _ => Scope::Global,
+            };
+        }
+    }
+    let mut config = Config::new(args.vrid, primary, vips);
     if let Some(name) = &args.name {
         config.name = name.as_str().into();
     }

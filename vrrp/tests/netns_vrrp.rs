@@ -1271,3 +1271,44 @@ async fn wait_for_vip(node: &Node, vip: &str, present: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `--vip-label` and `--vip-scope` reach the kernel: `ip addr` shows the
+/// VIP with that label and scope while vrrpd is master, and not after. The
+/// VIP is a /32: Linux refuses a secondary address whose scope differs
+/// from the primary's in the same subnet ("ipv4: Invalid scope value").
+#[test]
+fn netns_vrrpd_vip_label_and_scope() -> Result<()> {
+    let net = Net::new(1)?;
+    let mut vrrpd = net.vrrpd(
+        1,
+        "vrrpd-r1",
+        &[
+            "--vrid",
+            "59",
+            "--vip",
+            "10.0.0.100/32",
+            "--advert-int",
+            "100ms",
+            "--vip-label",
+            "eth0:vip",
+            "--vip-scope",
+            "link",
+        ],
+    )?;
+    net.wait_vip_only_on(1, &[1], "10.0.0.100", Duration::from_secs(3))
+        .with_context(|| logs(&net, 1))?;
+    let shown = net
+        .node(1)
+        .run(["ip", "-4", "-o", "addr", "show", "dev", "eth0"])?;
+    let line = shown
+        .lines()
+        .find(|l| l.contains(" 10.0.0.100/32 "))
+        .with_context(|| format!("no VIP line in\n{shown}"))?;
+    ensure!(
+        line.contains(" scope link ") && line.contains(" eth0:vip"),
+        "VIP without label or scope: {line}"
+    );
+    terminate(&mut vrrpd)?;
+    ensure!(!net.has_vip(1, "10.0.0.100")?, "VIP left after SIGTERM");
+    Ok(())
+}
