@@ -13,6 +13,10 @@
 //! 5. On a priority-0 handover, a backup is master exactly at
 //!    min over backups of (priority-0 advert received + its Skew_Time).
 //!
+//! And for preempt_delay: a higher-priority backup restarted with a delay
+//! leaves the master alone until the delay has passed, then preempts it
+//! within its Master_Down_Interval.
+//!
 //! Every scenario also checks that each reported transition starts from the
 //! state the engine was in (no transition is invented or lost).
 
@@ -567,6 +571,56 @@ proptest! {
         let skew = sim.last_rx[first.node].unwrap().3;
         prop_assert!(skew < s.interval.max(Duration::from_secs(1)));
         prop_assert!(first.at - until <= sim.link.max_delay + skew);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("SIM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(500), ..ProptestConfig::default() })]
+
+    /// preempt_delay: a backup restarted with the highest priority and a
+    /// preempt delay of `delay_intervals` follows the current master until
+    /// the delay has passed, then preempts it after its own
+    /// Master_Down_Interval: it becomes master in
+    /// [restart + delay, restart + delay + Master_Down_Interval), and there
+    /// is exactly one master before and after.
+    #[test]
+    fn preempt_delay_holds_back_a_higher_priority_backup(
+        s in scenario(5),
+        adverts in 1u32..20,
+        pick in any::<usize>(),
+        delay_intervals in 1u32..=10,
+    ) {
+        let (mut sim, old, _) = converged(&s, adverts);
+        let others: Vec<usize> = (0..sim.nodes.len()).filter(|&i| i != old).collect();
+        let highest = highest_live_priority(&sim);
+        prop_assume!(highest < 254);
+        let node = others[pick % others.len()];
+        let delay = s.interval * delay_intervals;
+        sim.crash(node);
+        let config = &mut sim.nodes[node].config;
+        config.priority = highest + 1;
+        config.preempt = true;
+        config.preempt_delay = delay;
+        let mdi = lvskit_vrrp::timing::master_down_interval(
+            s.version,
+            highest + 1,
+            config.adver_int_units().unwrap(),
+        );
+        let restart = sim.now;
+        sim.start(node);
+        // Until the delay has passed, the old master stays the only one.
+        let master = sim.assert_one_master_until(restart + delay);
+        prop_assert_eq!(master, old);
+        let takeover = sim
+            .run_until_new_master(restart + delay + mdi)
+            .expect("the higher priority never preempted");
+        prop_assert_eq!(takeover.node, node);
+        prop_assert!(takeover.at >= restart + delay && takeover.at < restart + delay + mdi);
+        // The old master steps down on the first advert it hears.
+        let settled = sim.now + s.interval + sim.link.max_delay;
+        sim.run_until(settled);
+        let until = sim.now + s.interval * 20;
+        prop_assert_eq!(sim.assert_one_master_until(until), node);
     }
 }
 
