@@ -1,5 +1,6 @@
 //! Tier 1: `lvskitd`'s command line without privileges: `-t` verdicts with
-//! keepalived's exit codes, `--version`, and refusals of what it cannot do.
+//! keepalived's exit codes, `--version`, `--signum`, every flag of
+//! keepalived's that the issue names, and refusals of what it cannot do.
 
 use std::process::Command;
 
@@ -67,12 +68,8 @@ fn version_and_refusals() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("lvskitd "));
 
-    let out = lvskitd()
-        .args(["-V", "-f", "/nonexistent"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("-V"));
+    let out = lvskitd().arg("-v").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("lvskitd "));
 
     let out = lvskitd().args(["-P", "-C"]).output().unwrap();
     assert!(!out.status.success());
@@ -106,4 +103,56 @@ fn signum_prints_keepalived_s_signal_numbers() {
         (true, (nix::libc::SIGRTMIN() + 2).to_string())
     );
     assert!(!signum("NOPE").0);
+}
+
+#[test]
+fn keepalived_s_flags_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keepalived.conf");
+    std::fs::write(&path, article_config()).unwrap();
+    let path = path.to_str().unwrap();
+    // With -t every other flag is parsed and checked, then the config is
+    // tested: each spelling keepalived accepts must get through to exit 0.
+    for flags in [
+        &["-f", path, "-P"][..],
+        &["--use-file", path, "--check"],
+        &[
+            "-f", path, "-i", "lb1", "-n", "-l", "-D", "-S", "local3", "-G",
+        ],
+        &[
+            "-f",
+            path,
+            "--config-id=lb1",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+        ],
+        &["-f", path, "-S", "7"],
+        &["-f", path, "--log-facility=daemon"],
+        &["-f", path, "-p", "/x.pid", "-r", "/y.pid", "-c", "/z.pid"],
+        &[
+            "-f",
+            path,
+            "--pid=/x.pid",
+            "--vrrp_pid=/y.pid",
+            "--checkers_pid=/z.pid",
+        ],
+        &["-f", path, "-I", "-V"],
+        &["-f", path, "--dont-release-ipvs", "--dont-release-vrrp"],
+    ] {
+        let out = lvskitd().arg("-t").args(flags).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for bad in ["8", "local8", "kern", ""] {
+        let out = lvskitd()
+            .args(["-t", "-f", path, "-S", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "-S {bad:?} was accepted");
+    }
 }

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, ensure};
 use lvskit_testlab::keepalived::{Keepalived, VrrpInstance};
-use lvskit_testlab::{Frame, Lab, Node, Process, require_root};
+use lvskit_testlab::{Bridge, Frame, Lab, Node, Process, require_root};
 use nix::sys::signal::Signal;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime};
@@ -282,20 +282,20 @@ fn wait_file(path: &std::path::Path, timeout: Duration) -> Result<String> {
 }
 
 /// A lab with lb1 alone on a bridge, at 10.0.0.2/24 on eth0.
-fn one_director() -> Result<(Lab, Node)> {
+fn one_director() -> Result<(Lab, Node, Bridge)> {
     require_root();
     let lab = Lab::new()?;
     let lan = lab.bridge("lan")?;
     let lb1 = lab.node("lb1")?;
     lab.connect(&lb1, "eth0", &lan)?;
     lb1.add_addr("eth0", "10.0.0.2/24")?;
-    Ok((lab, lb1))
+    Ok((lab, lb1, lan))
 }
 
 #[test]
 fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
-    let (lab, lb1) = one_director()?;
+    let (lab, lb1, _) = one_director()?;
     let dumps = lab.dir().join("dumps");
     std::fs::create_dir(&dumps)?;
     // A local user's trap (CVE-2018-19044): the data dump's name links to
@@ -369,7 +369,7 @@ fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
 fn netns_lvskitd_notify_fifos_and_scripts() -> Result<()> {
     use std::io::Read as _;
     use std::os::unix::fs::PermissionsExt as _;
-    let (lab, lb1) = one_director()?;
+    let (lab, lb1, _) = one_director()?;
     let dir = lab.dir();
     let script = |name: &str, body: &str| -> Result<String> {
         let path = dir.join(name);
@@ -467,7 +467,7 @@ fn netns_lvskitd_notify_fifos_and_scripts() -> Result<()> {
 #[test]
 fn netns_lvskitd_metrics_endpoint_is_scraped() -> Result<()> {
     use std::io::{Read as _, Write as _};
-    let (_lab, lb1) = one_director()?;
+    let (_lab, lb1, _) = one_director()?;
     lb1.link_up("lo")?;
     let mut daemon = spawn_vrrp_only(
         &lb1,
@@ -519,7 +519,7 @@ fn netns_lvskitd_metrics_endpoint_is_scraped() -> Result<()> {
 
 #[test]
 fn netns_lvskitd_tells_systemd_ready_reloading_stopping() -> Result<()> {
-    let (lab, lb1) = one_director()?;
+    let (lab, lb1, _) = one_director()?;
     // systemd's side: a datagram socket named by $NOTIFY_SOCKET.
     let path = lab.dir().join("notify.sock");
     let systemd = std::os::unix::net::UnixDatagram::bind(&path)?;
@@ -561,5 +561,24 @@ fn netns_lvskitd_tells_systemd_ready_reloading_stopping() -> Result<()> {
     let stopping = next()?;
     ensure!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
     ensure!(daemon.wait_timeout(Duration::from_secs(10))?.success());
+    Ok(())
+}
+
+#[test]
+fn netns_lvskitd_dont_release_vrrp_keeps_the_vip_on_exit() -> Result<()> {
+    let (lab, lb1, lan) = one_director()?;
+    let capture = lab.capture(&lan)?;
+    let mut daemon = spawn_vrrp_only(&lb1, "lb1", &lvskitd_config(), &[], &["-V"])?;
+    wait_vip(&lb1, true, Duration::from_secs(10))?;
+    let term = SystemTime::now();
+    daemon.signal(Signal::SIGTERM);
+    ensure!(daemon.wait_timeout(Duration::from_secs(10))?.success());
+    ensure!(lb1.has_addr("eth0", VIP)?, "-V: the VIP was removed");
+    // As keepalived -V: priority 0 still tells the backups to take over.
+    capture.wait_for(Duration::from_secs(3), |f| {
+        f.time > term
+            && f.ipv4()
+                .is_some_and(|ip| ip.protocol == 112 && ip.payload.get(2) == Some(&0))
+    })?;
     Ok(())
 }

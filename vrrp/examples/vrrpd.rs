@@ -221,6 +221,7 @@ fn main() -> anyhow::Result<()> {
             timeout: args.script_timeout,
         },
         track_interval: args.track_interval,
+        ..DriverOptions::default()
     };
     let instance_options = InstanceOptions {
         use_vmac: args.use_vmac,

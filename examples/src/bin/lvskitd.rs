@@ -52,9 +52,10 @@ struct Args {
     /// Detailed log messages.
     #[arg(short = 'D', long = "log-detail")]
     log_detail: bool,
-    /// Syslog facility LOG_LOCAL0..7 (lvskitd logs to stderr; checked only).
-    #[arg(short = 'S', long = "log-facility", value_parser = clap::value_parser!(u8).range(0..=7))]
-    log_facility: Option<u8>,
+    /// Syslog facility: 0-7 or local0-7 (LOG_LOCALn), user or daemon
+    /// (lvskitd logs to stderr; the value is checked only).
+    #[arg(short = 'S', long = "log-facility", value_parser = log_facility)]
+    log_facility: Option<String>,
     /// Don't log via syslog.
     #[arg(short = 'G', long = "no-syslog")]
     no_syslog: bool,
@@ -90,6 +91,18 @@ struct Args {
     metrics_listen: Option<std::net::SocketAddr>,
 }
 
+/// keepalived's `-S` values: `0`-`7`, `local0`-`local7`, `user`, `daemon`.
+fn log_facility(value: &str) -> Result<String, String> {
+    let local = value.strip_prefix("local").unwrap_or(value);
+    let ok = matches!(value, "user" | "daemon")
+        || (local.len() == 1 && matches!(local.as_bytes()[0], b'0'..=b'7'));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("expected 0-7, local0-local7, user or daemon".to_owned())
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.version {
@@ -121,11 +134,6 @@ fn main() -> Result<()> {
             args.config_id.as_deref(),
         ));
     }
-    if args.dont_release_vrrp {
-        bail!(
-            "-V (keep VIPs on stop) is not supported: the lvskit VRRP driver always removes its VIPs on shutdown"
-        );
-    }
     if args.vrrp_only && args.check_only {
         bail!("-P and -C together leave nothing to run");
     }
@@ -153,6 +161,7 @@ fn main() -> Result<()> {
         vrrp: !args.check_only,
         check: !args.vrrp_only,
         keep_ipvs: args.dont_release_ipvs,
+        keep_vips: args.dont_release_vrrp,
         pid_files: [args.pid, args.vrrp_pid, args.checkers_pid]
             .into_iter()
             .flatten()

@@ -51,6 +51,8 @@ pub struct Settings {
     pub check: bool,
     /// `-I`: keep the IPVS services on exit.
     pub keep_ipvs: bool,
+    /// `-V`: keep the VIPs on exit (priority 0 is still sent).
+    pub keep_vips: bool,
     /// `-p`, `-r`, `-c`: pid files (main, VRRP, checkers; one process here).
     pub pid_files: Vec<PathBuf>,
     /// The status socket.
@@ -145,7 +147,12 @@ pub async fn run(settings: Settings) -> Result<()> {
                 tracing::error!("role watcher: {e:#}");
             }
         });
-        Some(vrrp::spawn(plan, stop_rx, monitor.clone())?)
+        Some(vrrp::spawn(
+            plan,
+            stop_rx,
+            monitor.clone(),
+            settings.keep_vips,
+        )?)
     } else {
         None
     };

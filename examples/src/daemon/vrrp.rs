@@ -113,11 +113,13 @@ pub fn plan(config: &kconf::Config) -> Result<BTreeMap<String, Vec<PlannedInstan
 /// runtime, so that nothing the checkers do (load, a panic) can delay an
 /// advertisement. Returns when `shutdown` fires and every driver has sent
 /// its priority-0 adverts and removed its VIPs.
-/// Each driver's snapshots are handed to `monitor`.
+/// Each driver's snapshots are handed to `monitor`; with `keep_vips` (`-V`)
+/// the VIPs stay on the interfaces at shutdown.
 pub fn spawn(
     plan: BTreeMap<String, Vec<PlannedInstance>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     monitor: super::monitor::VrrpMonitor,
+    keep_vips: bool,
 ) -> Result<std::thread::JoinHandle<Result<()>>> {
     std::thread::Builder::new()
         .name("vrrp".into())
@@ -126,7 +128,7 @@ pub fn spawn(
                 .enable_all()
                 .build()
                 .context("VRRP runtime")?;
-            runtime.block_on(run(plan, shutdown, monitor))
+            runtime.block_on(run(plan, shutdown, monitor, keep_vips))
         })
         .context("spawn the VRRP thread")
 }
@@ -135,10 +137,15 @@ async fn run(
     plan: BTreeMap<String, Vec<PlannedInstance>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     monitor: super::monitor::VrrpMonitor,
+    keep_vips: bool,
 ) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for (interface, instances) in plan {
-        let mut driver = Driver::new(&interface, DriverOptions::default())
+        let options = DriverOptions {
+            keep_vips_on_shutdown: keep_vips,
+            ..DriverOptions::default()
+        };
+        let mut driver = Driver::new(&interface, options)
             .await
             .with_context(|| format!("VRRP on {interface}"))?;
         for instance in instances {

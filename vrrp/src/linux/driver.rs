@@ -99,6 +99,9 @@ pub struct DriverOptions {
     pub scripts: ScriptRunner,
     /// How often each track script runs (keepalived's `interval`).
     pub track_interval: Duration,
+    /// keepalived's `-V` (`--dont-release-vrrp`): on shutdown a master
+    /// still sends priority 0 but leaves its VIPs on the interface.
+    pub keep_vips_on_shutdown: bool,
 }
 
 impl Default for DriverOptions {
@@ -109,6 +112,7 @@ impl Default for DriverOptions {
                 timeout: Duration::from_secs(5),
             },
             track_interval: Duration::from_secs(1),
+            keep_vips_on_shutdown: false,
         }
     }
 }
@@ -183,6 +187,9 @@ pub struct Driver {
     snapshots: watch::Sender<Vec<InstanceSnapshot>>,
     /// Every state change; see [`Driver::transitions`].
     transitions: broadcast::Sender<StateTransition>,
+    /// Set when shutting down with `keep_vips_on_shutdown`: `DelVip`s
+    /// are skipped.
+    keeping_vips: bool,
 }
 
 /// The virtual router MAC address 00:00:5e:00:01:VRID (RFC 5798 §7.3).
@@ -215,6 +222,7 @@ impl Driver {
             notifications: JoinSet::new(),
             snapshots: watch::Sender::new(Vec::new()),
             transitions: broadcast::Sender::new(TRANSITION_BACKLOG),
+            keeping_vips: false,
         })
     }
 
@@ -582,6 +590,7 @@ impl Driver {
         };
 
         let now = Instant::now();
+        self.keeping_vips = self.options.keep_vips_on_shutdown;
         for index in 0..self.slots.len() {
             self.slots[index].instance.shutdown(now);
             self.apply(index).await;
@@ -690,6 +699,7 @@ impl Driver {
                 }
             }
             Action::AddVip(vip) => self.netlink.add_address(slot.vip_ifindex, &vip).await,
+            Action::DelVip(_) if self.keeping_vips => Ok(()),
             Action::DelVip(vip) => self.netlink.delete_address(slot.vip_ifindex, &vip).await,
             Action::GratuitousArp(address) => self
                 .frames_of(slot)
