@@ -57,7 +57,7 @@ impl AsyncHandle {
             let _entered = runtime.enter();
             TokioSocket::new(NETLINK_GENERIC)
         })?;
-        let window = configure(socket.socket_mut())?;
+        let window = configure(socket.socket_mut(), options)?;
         let mut handle = AsyncHandle {
             socket,
             tx: TxContext {
@@ -119,7 +119,9 @@ impl AsyncHandle {
             };
             match received {
                 Ok(()) => deliver(&mut job, &self.rx)?,
-                Err(e) => receive_error(&mut job, e)?,
+                // The socket is non-blocking: the drain after an overrun
+                // reads it directly, without the reactor.
+                Err(e) => receive_error(self.socket.socket_ref(), &mut self.rx, &mut job, e)?,
             }
         }
         job.finish()
@@ -185,7 +187,7 @@ mod tests {
     /// IPVS; the controller is enough to exercise the driver).
     fn controller_handle(receive_timeout: Duration) -> AsyncHandle {
         let mut socket = TokioSocket::new(NETLINK_GENERIC).expect("netlink socket");
-        let window = configure(socket.socket_mut()).expect("bind");
+        let window = configure(socket.socket_mut(), &OpenOptions::new()).expect("bind");
         AsyncHandle {
             socket,
             tx: TxContext {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use netlink_sys::{Socket, protocols::NETLINK_GENERIC};
 use nix::errno::Errno;
-use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::socket::{MsgFlags, setsockopt, sockopt};
 
 use crate::error::Error;
 use crate::netlink::exchange::{FamilyLookup, Job, TxContext, split};
@@ -21,6 +21,7 @@ pub struct OpenOptions {
     pub(crate) receive_timeout: Duration,
     pub(crate) lookup_attempts: u32,
     pub(crate) list_parallelism: usize,
+    pub(crate) receive_buffer: usize,
 }
 
 impl Default for OpenOptions {
@@ -33,6 +34,7 @@ impl Default for OpenOptions {
             list_parallelism: std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(MAX_LIST_PARALLELISM),
+            receive_buffer: RECEIVE_BUFFER,
         }
     }
 }
@@ -72,6 +74,19 @@ impl OpenOptions {
         self.list_parallelism = sockets.max(1);
         self
     }
+    /// The socket's receive buffer in bytes (default 8 MiB): forced with
+    /// `SO_RCVBUFFORCE` (needs `CAP_NET_ADMIN`), else `SO_RCVBUF` (capped by
+    /// `net.core.rmem_max`). Pipelined requests keep up to 1,024
+    /// acknowledgements outstanding when it could be forced, 128 when not,
+    /// about 1 KiB of buffer each: with a smaller buffer the kernel drops
+    /// the acknowledgements that do not fit (`ENOBUFS`) and those requests
+    /// end with [`Error::AckLost`] (the kernel may have applied them). Dumps
+    /// lose nothing: the kernel sends a dump's next part only when the
+    /// buffer has room.
+    pub fn receive_buffer(mut self, bytes: usize) -> Self {
+        self.receive_buffer = bytes;
+        self
+    }
     /// How many times the family lookup is tried on transient failures.
     pub fn lookup_attempts(mut self, attempts: u32) -> Self {
         self.lookup_attempts = attempts.max(1);
@@ -97,19 +112,18 @@ const RECEIVE_BUFFER: usize = 8 << 20;
 /// 10,000-service dump takes about 4 times fewer walks than with 8 KiB.
 pub(crate) const DATAGRAM_MAX: usize = 32 * 1024;
 
-/// Bind, ask for capped acknowledgements, and enlarge the receive buffer;
-/// returns the pipelining window the buffer allows.
-pub(crate) fn configure(socket: &mut Socket) -> io::Result<usize> {
+/// Bind, ask for capped acknowledgements, and set the receive buffer;
+/// returns the pipelining window.
+pub(crate) fn configure(socket: &mut Socket, options: &OpenOptions) -> io::Result<usize> {
     socket.bind_auto()?;
     // Errors carry only the request's header, not its attributes.
     let _ = socket.set_cap_ack(true);
-    Ok(
-        if setsockopt(&*socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_ok() {
-            WIDE_WINDOW
-        } else {
-            NARROW_WINDOW
-        },
-    )
+    let bytes = options.receive_buffer;
+    if setsockopt(&*socket, sockopt::RcvBufForce, &bytes).is_ok() {
+        return Ok(WIDE_WINDOW);
+    }
+    let _ = setsockopt(&*socket, sockopt::RcvBuf, &bytes);
+    Ok(NARROW_WINDOW)
 }
 
 /// Create a socket with `make`, inside the namespace of `options.netns` if
@@ -187,18 +201,46 @@ impl LookupRetry {
 }
 
 /// Handle a failed `recv`: `Ok` to receive again (`EINTR`, or `ENOBUFS`
-/// after telling the job), else the error (`EAGAIN` is the blocking
-/// handle's receive timeout).
-pub(crate) fn receive_error<J: Job>(job: &mut J, e: io::Error) -> Result<(), Error> {
+/// after [`drain_after_overrun`]), else the error (`EAGAIN` is the blocking
+/// handle's receive timeout). `socket` is the handle's socket.
+pub(crate) fn receive_error<J: Job>(
+    socket: &Socket,
+    rx: &mut Vec<u8>,
+    job: &mut J,
+    e: io::Error,
+) -> Result<(), Error> {
     match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
         Errno::EINTR => Ok(()),
-        Errno::ENOBUFS => {
-            tracing::warn!("netlink receive buffer overrun");
-            job.overrun()
-        }
+        Errno::ENOBUFS => drain_after_overrun(socket, rx, job),
         Errno::EAGAIN => Err(Error::Timeout),
         _ => Err(e.into()),
     }
+}
+
+/// After a receive-queue overrun (`ENOBUFS`): hand the job every message
+/// still queued, without waiting, then tell it that the rest is lost. The
+/// drain matters: Linux marks an overrun netlink socket congested and drops
+/// everything sent to it, without another `ENOBUFS`, until its queue is
+/// empty (`netlink_attachskb`, `netlink_rcv_wake`), so the acknowledgements
+/// of requests sent before the drain would never come.
+fn drain_after_overrun<J: Job>(
+    socket: &Socket,
+    rx: &mut Vec<u8>,
+    job: &mut J,
+) -> Result<(), Error> {
+    tracing::warn!("netlink receive buffer overrun");
+    loop {
+        rx.clear();
+        match socket.recv(rx, MsgFlags::MSG_DONTWAIT.bits()) {
+            Ok(_) => deliver(job, rx)?,
+            Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+                Errno::EINTR | Errno::ENOBUFS => {}
+                Errno::EAGAIN => break,
+                _ => return Err(e.into()),
+            },
+        }
+    }
+    job.overrun()
 }
 
 /// Hand every message of a datagram to the job.
@@ -259,7 +301,7 @@ impl Connection {
     /// timeout set, for the IPVS family `family` (0 before the lookup).
     fn open(options: &OpenOptions, family: u16) -> Result<Connection, Error> {
         let mut socket = open_socket(options, || Socket::new(NETLINK_GENERIC))?;
-        let window = configure(&mut socket)?;
+        let window = configure(&mut socket, options)?;
         let timeout = nix::sys::time::TimeVal::new(
             options.receive_timeout.as_secs() as _,
             options.receive_timeout.subsec_micros() as _,
@@ -300,7 +342,7 @@ impl Connection {
             self.rx.clear();
             match self.socket.recv(&mut self.rx, 0) {
                 Ok(_) => deliver(&mut job, &self.rx)?,
-                Err(e) => receive_error(&mut job, e)?,
+                Err(e) => receive_error(&self.socket, &mut self.rx, &mut job, e)?,
             }
         }
         job.finish()
