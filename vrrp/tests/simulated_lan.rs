@@ -15,7 +15,10 @@
 //!
 //! And for preempt_delay: a higher-priority backup restarted with a delay
 //! leaves the master alone until the delay has passed, then preempts it
-//! within its Master_Down_Interval.
+//! within its Master_Down_Interval. And for sync groups (two VRIDs per
+//! router, loss drawn per VRID, member links going down): members are in
+//! one state after every input, one member's fault faults the group, and
+//! after the heal one router is master of both VRIDs and stays so.
 //!
 //! Every scenario also checks that each reported transition starts from the
 //! state the engine was in (no transition is invented or lost).
@@ -640,5 +643,214 @@ proptest! {
         }
         prop_assert!(sim.transitions[since..].is_empty(), "{:?}", &sim.transitions[since..]);
         prop_assert_eq!(sim.masters().len(), 1);
+    }
+}
+
+/// Sync groups on the simulated LAN: every router runs one
+/// [`SyncGroup`](lvskit_vrrp::SyncGroup) of two instances (VRIDs 42 and 43,
+/// the same priority), and loss is drawn per VRID, so the two elections can
+/// disagree. Faults are a member's link going down.
+mod sync_groups {
+    use super::*;
+    use lvskit_vrrp::{GroupAction, LinkState, SyncGroup};
+
+    const VRIDS: [u8; 2] = [42, 43];
+
+    /// A packet on the wire: arrival, sequence number, receiving router,
+    /// sending router, VRRP bytes.
+    type Queued = (Instant, u64, usize, usize, Bytes);
+
+    struct GroupSim {
+        now: Instant,
+        routers: Vec<SyncGroup>,
+        queue: BinaryHeap<Reverse<Queued>>,
+        seq: u64,
+        rng: Rng,
+        /// Loss per VRID, per mille.
+        loss: [u64; 2],
+        max_delay: Duration,
+        links_down: Vec<(usize, usize)>,
+    }
+
+    impl GroupSim {
+        fn new(version: Version, interval: Duration, priorities: &[u8], seed: u64) -> Self {
+            let now = Instant::now();
+            let routers = priorities
+                .iter()
+                .enumerate()
+                .map(|(i, &priority)| {
+                    let members = VRIDS
+                        .iter()
+                        .map(|&vrid| {
+                            let mut config = node_config(i, version, interval, priority, true);
+                            config.vrid = vrid;
+                            Instance::new(config).unwrap()
+                        })
+                        .collect();
+                    SyncGroup::new(format!("G{i}"), members)
+                })
+                .collect();
+            let mut sim = GroupSim {
+                now,
+                routers,
+                queue: BinaryHeap::new(),
+                seq: 0,
+                rng: Rng(seed),
+                loss: [0, 0],
+                max_delay: interval / 10,
+                links_down: Vec::new(),
+            };
+            for r in 0..sim.routers.len() {
+                sim.routers[r].startup(now);
+                sim.flush(r);
+            }
+            sim
+        }
+
+        /// Sends router `r`'s adverts and checks that its members agree.
+        fn flush(&mut self, r: usize) {
+            let mut sends = Vec::new();
+            while let Some(action) = self.routers[r].poll_action() {
+                if let GroupAction::Member {
+                    index,
+                    action: Action::SendAdvert(ad),
+                } = action
+                {
+                    sends.push((index, ad.payload));
+                }
+            }
+            let states: Vec<State> = self.routers[r]
+                .members()
+                .iter()
+                .map(|m| m.state())
+                .collect();
+            assert!(
+                states.iter().all(|s| *s == states[0]),
+                "router {r}: members disagree at {:?}: {states:?}",
+                self.now
+            );
+            for (index, payload) in sends {
+                for to in 0..self.routers.len() {
+                    if to == r || self.rng.below(1000) < self.loss[index] {
+                        continue;
+                    }
+                    let delay = self.rng.below(self.max_delay.as_nanos() as u64 + 1);
+                    self.seq += 1;
+                    self.queue.push(Reverse((
+                        self.now + Duration::from_nanos(delay),
+                        self.seq,
+                        to,
+                        r,
+                        payload.clone(),
+                    )));
+                }
+            }
+        }
+
+        fn step(&mut self, until: Instant) -> bool {
+            let packet_at = self.queue.peek().map(|Reverse(p)| p.0);
+            let timer = (0..self.routers.len())
+                .filter_map(|r| self.routers[r].poll_timeout().map(|t| (t, r)))
+                .min();
+            let next = packet_at.into_iter().chain(timer.map(|t| t.0)).min();
+            let Some(next) = next.filter(|t| *t <= until) else {
+                return false;
+            };
+            self.now = next;
+            if packet_at == Some(next) {
+                let Reverse((_, _, to, from, payload)) = self.queue.pop().unwrap();
+                let meta = RxMeta::new(address(from), "224.0.0.18".parse().unwrap(), 255);
+                let _ = self.routers[to].handle_packet(next, &meta, &payload);
+                self.flush(to);
+            } else if let Some((_, r)) = timer {
+                self.routers[r].handle_timeout(next);
+                self.flush(r);
+            }
+            true
+        }
+
+        fn run_until(&mut self, until: Instant) {
+            while self.step(until) {}
+            self.now = until;
+        }
+
+        fn set_link(&mut self, router: usize, member: usize, up: bool) {
+            let state = if up { LinkState::Up } else { LinkState::Down };
+            self.routers[router]
+                .handle_link_state(self.now, member, state)
+                .unwrap();
+            self.flush(router);
+        }
+
+        fn masters(&self) -> Vec<usize> {
+            (0..self.routers.len())
+                .filter(|&r| self.routers[r].state() == State::Master)
+                .collect()
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    struct GroupPhase {
+        intervals: u32,
+        loss: [u64; 2],
+        link_down: Option<(usize, usize)>,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: std::env::var("SIM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300), ..ProptestConfig::default() })]
+
+        /// Members of a group are always in one state (checked after every
+        /// input); a member's link down puts its whole group in FAULT; once
+        /// every link is up and nothing is lost, one router is master of
+        /// both VRIDs and stays so.
+        #[test]
+        fn sync_group_members_change_state_together(
+            (version, interval) in version_and_interval(),
+            priorities in proptest::collection::vec(1u8..=254, 2..=3),
+            seed in any::<u64>(),
+            phases in proptest::collection::vec(
+                (1u32..12, [0u64..1000, 0u64..1000], proptest::option::weighted(0.4, (0usize..3, 0usize..2))),
+                0..6,
+            ),
+        ) {
+            let mut sim = GroupSim::new(version, interval, &priorities, seed);
+            for (intervals, loss, link_down) in phases {
+                let phase = GroupPhase { intervals, loss, link_down: link_down.filter(|(r, _)| *r < priorities.len()) };
+                sim.loss = phase.loss;
+                for (r, m) in std::mem::take(&mut sim.links_down) {
+                    sim.set_link(r, m, true);
+                }
+                if let Some((r, m)) = phase.link_down {
+                    sim.set_link(r, m, false);
+                    sim.links_down.push((r, m));
+                    prop_assert_eq!(sim.routers[r].state(), State::Fault);
+                    prop_assert!(sim.routers[r].members().iter().all(|m| m.state() == State::Fault));
+                }
+                let until = sim.now + interval * phase.intervals;
+                sim.run_until(until);
+                if let Some((r, _)) = phase.link_down {
+                    prop_assert_eq!(sim.routers[r].state(), State::Fault);
+                }
+            }
+            // Heal, then settle for the longest Master_Down_Interval and
+            // two delays (packets in flight included).
+            sim.loss = [0, 0];
+            for (r, m) in std::mem::take(&mut sim.links_down) {
+                sim.set_link(r, m, true);
+            }
+            let lowest = *priorities.iter().min().unwrap();
+            let units = node_config(0, version, interval, lowest, true).adver_int_units().unwrap();
+            let settle = lvskit_vrrp::timing::master_down_interval(version, lowest, units)
+                + 3 * sim.max_delay;
+            let until = sim.now + settle;
+            sim.run_until(until);
+            let masters = sim.masters();
+            prop_assert_eq!(masters.len(), 1, "masters after the heal: {:?}", masters);
+            let states: Vec<State> = sim.routers.iter().map(SyncGroup::state).collect();
+            let until = sim.now + interval * 20;
+            sim.run_until(until);
+            let after: Vec<State> = sim.routers.iter().map(SyncGroup::state).collect();
+            prop_assert_eq!(states, after);
+        }
     }
 }
