@@ -82,7 +82,8 @@ struct Args {
     /// Instance name, for logs and notify scripts (default VR_<vrid>).
     #[arg(long)]
     name: Option<String>,
-    /// Put the VIPs on a macvlan with MAC 00:00:5e:00:01:VRID (IPv4).
+    /// Put the VIPs on a macvlan with MAC 00:00:5e:00:01:VRID
+    /// (IPv6: 00:00:5e:00:02:VRID).
     #[arg(long)]
     use_vmac: bool,
     /// Script run with `INSTANCE name STATE priority` on every change.

@@ -1038,21 +1038,7 @@ fn netns_vrrpd_scripts_as_user() -> Result<()> {
 fn netns_vrrpd_vmac() -> Result<()> {
     let mut net = Net::new(2)?;
     let vip = "10.0.0.100";
-    let args = |priority| {
-        vec![
-            "--vrid",
-            "59",
-            "--vip",
-            "10.0.0.100/24",
-            "--advert-int",
-            "100ms",
-            "--use-vmac",
-            "--priority",
-            priority,
-        ]
-    };
-    let mut r1 = net.vrrpd(1, "vrrpd-r1", &args("150"))?;
-    let _r2 = net.vrrpd(2, "vrrpd-r2", &args("100"))?;
+    let (mut r1, _r2) = vmac_pair(&net, "59", "10.0.0.100/24")?;
     // vrrp.59 appears when vrrpd has started: until then, no VIP.
     wait_until("VIP on vrrp.59", Duration::from_secs(3), || {
         Ok(net.node(1).has_addr("vrrp.59", vip).unwrap_or(false))
@@ -1311,4 +1297,90 @@ fn netns_vrrpd_vip_label_and_scope() -> Result<()> {
     terminate(&mut vrrpd)?;
     ensure!(!net.has_vip(1, "10.0.0.100")?, "VIP left after SIGTERM");
     Ok(())
+}
+
+/// IPv6 `--use-vmac`: the VIP goes on `vrrp6.60`, a macvlan with MAC
+/// 00:00:5e:00:02:3c whose only link-local address is the interface's;
+/// adverts and the unsolicited NA leave from that MAC with that source;
+/// the backup accepts the adverts, takes over after a SIGTERM, and the
+/// stopped router removes its VMAC.
+#[test]
+fn netns_vrrpd_vmac_ipv6() -> Result<()> {
+    let mut net = Net::new(2)?;
+    let vip = "fd00::100";
+    let (mut r1, _r2) = vmac_pair(&net, "60", "fd00::100/64")?;
+    wait_until("VIP on r1's vrrp6.60", Duration::from_secs(3), || {
+        Ok(net.node(1).has_addr("vrrp6.60", vip).unwrap_or(false))
+    })
+    .with_context(|| logs(&net, 1))?;
+    ensure!(net.node(1).mac("vrrp6.60")? == "00:00:5e:00:02:3c");
+    let link_local = net.node(1).link_local("eth0")?;
+    let shown = net.node(1).run([
+        "ip", "-6", "-o", "addr", "show", "dev", "vrrp6.60", "scope", "link",
+    ])?;
+    ensure!(
+        shown.lines().count() == 1 && shown.contains(&format!(" {link_local}/64 ")),
+        "vrrp6.60's link-local addresses, expected only {link_local}:\n{shown}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    ensure!(
+        !net.node(2).has_addr("vrrp6.60", vip).unwrap_or(false),
+        "the backup took the VIP: it drops VMAC adverts\n{}",
+        logs(&net, 2)
+    );
+    terminate(&mut r1)?;
+    wait_until("VIP on r2's vrrp6.60", Duration::from_secs(3), || {
+        Ok(net.node(2).has_addr("vrrp6.60", vip).unwrap_or(false))
+    })
+    .with_context(|| logs(&net, 2))?;
+    ensure!(
+        net.node(1)
+            .exec(["ip", "link", "show", "vrrp6.60"])?
+            .status
+            .code()
+            != Some(0),
+        "vrrp6.60 left behind"
+    );
+    let frames = net.frames();
+    let vmac = [0, 0, 0x5e, 0, 2, 60];
+    ensure!(
+        announced(&frames, vip.parse()?, vmac),
+        "no unsolicited NA from the VMAC"
+    );
+    let ours: IpAddr = link_local.into();
+    let from_r1: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| {
+            adverts(std::slice::from_ref(*f))
+                .first()
+                .is_some_and(|a| a.source == ours)
+        })
+        .collect();
+    ensure!(!from_r1.is_empty(), "no adverts from r1");
+    ensure!(
+        from_r1.iter().all(|f| f.data[6..12] == vmac),
+        "an advert from a non-virtual MAC"
+    );
+    Ok(())
+}
+
+/// `vrrpd --use-vmac` on r1 (priority 150) and r2 (100), 100 ms adverts.
+fn vmac_pair(net: &Net, vrid: &str, vip: &str) -> Result<(Process, Process)> {
+    let args = |priority| {
+        vec![
+            "--vrid",
+            vrid,
+            "--vip",
+            vip,
+            "--advert-int",
+            "100ms",
+            "--use-vmac",
+            "--priority",
+            priority,
+        ]
+    };
+    Ok((
+        net.vrrpd(1, "vrrpd-r1", &args("150"))?,
+        net.vrrpd(2, "vrrpd-r2", &args("100"))?,
+    ))
 }

@@ -15,7 +15,7 @@
 //!
 //! Not done here: Accept_Mode (the engine exposes it; no filter is
 //! installed, so a non-owner master accepts traffic to its VIPs, as
-//! keepalived does outside `vrrp_strict`), and `use_vmac` for IPv6.
+//! keepalived does outside `vrrp_strict`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -83,9 +83,11 @@ pub const TRANSITION_BACKLOG: usize = 256;
 /// Per-instance options that concern the driver, not the protocol.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceOptions {
-    /// keepalived's `use_vmac`: put the VIPs on a macvlan whose MAC is
-    /// 00:00:5e:00:01:VRID and send adverts and gratuitous ARPs from it.
-    /// IPv4 only (an IPv6 VMAC would need its own link-local address).
+    /// keepalived's `use_vmac`: put the VIPs on a macvlan (`vrrp.VRID`, or
+    /// `vrrp6.VRID` for IPv6) whose MAC is 00:00:5e:00:01:VRID (IPv6:
+    /// 00:00:5e:00:02:VRID) and send adverts, gratuitous ARPs and
+    /// unsolicited NAs from it. An IPv6 VMAC gets the instance's link-local
+    /// source address (the interface's) as its only link-local address.
     pub use_vmac: bool,
     /// keepalived's `notify`: run with the four notify arguments on every
     /// notification (`INSTANCE name STATE priority`).
@@ -192,9 +194,14 @@ pub struct Driver {
     keeping_vips: bool,
 }
 
-/// The virtual router MAC address 00:00:5e:00:01:VRID (RFC 5798 §7.3).
+/// The IPv4 virtual router MAC address 00:00:5e:00:01:VRID (RFC 5798 §7.3).
 pub fn virtual_mac(vrid: u8) -> [u8; 6] {
     [0x00, 0x00, 0x5e, 0x00, 0x01, vrid]
+}
+
+/// The IPv6 virtual router MAC address 00:00:5e:00:02:VRID (RFC 5798 §7.3).
+pub fn virtual_mac_v6(vrid: u8) -> [u8; 6] {
+    [0x00, 0x00, 0x5e, 0x00, 0x02, vrid]
 }
 
 impl Driver {
@@ -315,11 +322,11 @@ impl Driver {
             )?);
         }
         let (vip_ifindex, mac, vmac) = if options.use_vmac {
-            if v6 {
-                return Err(Error::Unsupported("use_vmac with IPv6"));
-            }
-            let mac = virtual_mac(vrid);
-            let name = format!("vrrp.{vrid}");
+            let (mac, name) = if v6 {
+                (virtual_mac_v6(vrid), format!("vrrp6.{vrid}"))
+            } else {
+                (virtual_mac(vrid), format!("vrrp.{vrid}"))
+            };
             let index = self
                 .netlink
                 .create_vmac(self.interface.index, &name, mac)
@@ -327,7 +334,13 @@ impl Driver {
             // Receive on the VMAC too, as keepalived does: a peer's adverts
             // leave from the same virtual MAC, and macvlan hands frames whose
             // source is one of its own MACs to that macvlan, not the parent.
-            let adverts = Arc::new(AdvertSocket::open_v4(&name, index, true)?);
+            let adverts = match config.primary_address {
+                IpAddr::V6(source) => {
+                    self.netlink.set_link_local(index, source).await?;
+                    Arc::new(AdvertSocket::open_v6(&name, index, true)?)
+                }
+                IpAddr::V4(_) => Arc::new(AdvertSocket::open_v4(&name, index, true)?),
+            };
             let frames = FrameSender::open(index)?;
             (
                 index,
@@ -807,5 +820,6 @@ mod tests {
     #[test]
     fn vmac() {
         assert_eq!(virtual_mac(51), [0, 0, 0x5e, 0, 1, 51]);
+        assert_eq!(virtual_mac_v6(51), [0, 0, 0x5e, 0, 2, 51]);
     }
 }

@@ -256,6 +256,27 @@ impl Netlink {
         Ok(self.interface(name).await?.index)
     }
 
+    /// Gives interface `index` the link-local `address` (/64, no DAD) as
+    /// its only link-local address: the one the kernel derived from the
+    /// MAC is removed. An IPv6 VMAC carries its parent's link-local address
+    /// this way, so that adverts sent on it keep the instance's source, and
+    /// the VMACs of one VRID on two routers (the same MAC, so the same
+    /// derived address) do not collide.
+    pub async fn set_link_local(&self, index: u32, address: Ipv6Addr) -> Result<(), Error> {
+        for message in self.addresses(index).await? {
+            if let Some(IpAddr::V6(other)) = local_address(&message)
+                && super::socket::is_link_local(&other)
+                && other != address
+            {
+                let vip =
+                    VirtualAddress::new(other.into()).with_prefix_len(message.header.prefix_len);
+                self.delete_address(index, &vip).await?;
+            }
+        }
+        let own = VirtualAddress::new(address.into()).with_prefix_len(64);
+        self.add_address(index, &own).await
+    }
+
     /// Deletes a link (the VMAC on shutdown).
     pub async fn delete_link(&self, index: u32) -> Result<(), Error> {
         match self
