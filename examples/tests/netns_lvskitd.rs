@@ -437,8 +437,15 @@ fn netns_lvskitd_notify_fifos_and_scripts() -> Result<()> {
     let mut lines = String::new();
     fifo.read_to_string(&mut lines)?;
     let lines: Vec<&str> = lines.lines().collect();
+    // Every transition, in order: startup to BACKUP, then MASTER (the
+    // configured `state MASTER`), then STOP on SIGTERM.
     ensure!(
-        lines.contains(&"INSTANCE \"VI_1\" MASTER 100"),
+        lines.len() == 3
+            && lines[..2]
+                == [
+                    "INSTANCE \"VI_1\" BACKUP 100",
+                    "INSTANCE \"VI_1\" MASTER 100"
+                ],
         "vrrp_notify_fifo got {lines:?}"
     );
     ensure!(

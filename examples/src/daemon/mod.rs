@@ -11,7 +11,7 @@
 //! - Each instance's role reaches the main loop from the kernel's address
 //!   events ([`vrrp::watch_roles`]: a master holds its VIPs). The main loop
 //!   then moves the IPVS sync daemon.
-//! - Each instance's state changes reach it from the drivers' snapshots
+//! - Each instance's state changes reach it from the drivers' transitions
 //!   ([`monitor`]); it writes them to the notify FIFOs and runs the notify
 //!   scripts ([`notify`]), as it does the checkers' changes.
 //! - The status socket answers `status` with JSON.

@@ -1,19 +1,13 @@
 //! The VRRP instances as the main loop sees them: each driver publishes
-//! [`InstanceSnapshot`]s from the VRRP thread; the dumps, the status query
-//! and the metrics read the latest ones here, and every state change is
-//! forwarded to the main loop as a [`Transition`] (for the notify FIFOs
-//! and scripts).
-//!
-//! The snapshots are a watch channel: should one instance change state
-//! twice between two reads of the forwarder (two inputs within one
-//! scheduling slot of the main runtime), only the last is reported.
+//! [`InstanceSnapshot`]s from the VRRP thread, which the dumps, the status
+//! query and the metrics read here; and each driver's state transitions
+//! are forwarded, every one in order, to the main loop as [`Transition`]s
+//! (for the notify FIFOs and scripts).
 
 use super::notify::Transition;
-use lvskit_vrrp::State;
-use lvskit_vrrp::linux::driver::InstanceSnapshot;
-use std::collections::HashMap;
+use lvskit_vrrp::linux::driver::{InstanceSnapshot, StateTransition};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 type Drivers = Arc<Mutex<Vec<watch::Receiver<Vec<InstanceSnapshot>>>>>;
 
@@ -41,12 +35,20 @@ impl VrrpMonitor {
         (monitor, receiver)
     }
 
-    /// Follows one more driver. The receiver of the transitions ends once
-    /// every monitor clone is dropped and every driver has stopped.
-    pub fn watch(&self, snapshots: watch::Receiver<Vec<InstanceSnapshot>>) {
+    /// Follows one more driver: its snapshots and its transitions. The
+    /// receiver of the transitions ends once every monitor clone is
+    /// dropped and every driver has stopped.
+    pub fn watch(
+        &self,
+        snapshots: watch::Receiver<Vec<InstanceSnapshot>>,
+        transitions: broadcast::Receiver<StateTransition>,
+    ) {
         self.lock().push(snapshots.clone());
-        self.runtime
-            .spawn(forward_transitions(snapshots, self.transitions.clone()));
+        self.runtime.spawn(forward_transitions(
+            transitions,
+            snapshots,
+            self.transitions.clone(),
+        ));
     }
 
     /// The latest snapshot of every instance of every driver.
@@ -65,27 +67,31 @@ impl VrrpMonitor {
     }
 }
 
-/// Sends a [`Transition`] for each instance whose state differs from the
-/// last one seen, until the driver is gone.
+/// Forwards each transition of one driver, with the instance's effective
+/// priority from its latest snapshot, until the driver is gone.
 async fn forward_transitions(
-    mut snapshots: watch::Receiver<Vec<InstanceSnapshot>>,
+    mut driver: broadcast::Receiver<StateTransition>,
+    snapshots: watch::Receiver<Vec<InstanceSnapshot>>,
     transitions: mpsc::UnboundedSender<Transition>,
 ) {
-    let mut last: HashMap<Arc<str>, State> = HashMap::new();
     loop {
-        for instance in snapshots.borrow_and_update().iter() {
-            let previous = last.insert(instance.name.clone(), instance.state);
-            let started = previous.is_some() || instance.state != State::Initialize;
-            if previous != Some(instance.state) && started {
+        match driver.recv().await {
+            Ok(transition) => {
+                let priority = snapshots
+                    .borrow()
+                    .iter()
+                    .find(|i| i.name == transition.instance)
+                    .map_or(0, |i| i.effective_priority);
                 let _ = transitions.send(Transition {
-                    instance: instance.name.to_string(),
-                    state: instance.state,
-                    priority: instance.effective_priority,
+                    instance: transition.instance.to_string(),
+                    state: transition.to,
+                    priority,
                 });
             }
-        }
-        if snapshots.changed().await.is_err() {
-            return;
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!("{missed} VRRP state changes were not notified");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -158,7 +158,7 @@ async fn run(
                 .await
                 .with_context(|| format!("vrrp_instance {name}"))?;
         }
-        monitor.watch(driver.snapshots());
+        monitor.watch(driver.snapshots(), driver.transitions());
         let mut shutdown = shutdown.clone();
         tasks.spawn(async move {
             let result = driver
