@@ -1046,11 +1046,7 @@ fn netns_vrrpd_vmac() -> Result<()> {
     .with_context(|| logs(&net, 1))?;
     ensure!(net.node(1).mac("vrrp.59")? == "00:00:5e:00:01:3b");
     wait_until("r2's vrrp.59", Duration::from_secs(3), || {
-        Ok(net
-            .node(2)
-            .exec(["ip", "link", "show", "vrrp.59"])?
-            .status
-            .success())
+        link_exists(net.node(2), "vrrp.59")
     })?;
     std::thread::sleep(Duration::from_millis(500));
     ensure!(
@@ -1383,4 +1379,74 @@ fn vmac_pair(net: &Net, vrid: &str, vip: &str) -> Result<(Process, Process)> {
         net.vrrpd(1, "vrrpd-r1", &args("150"))?,
         net.vrrpd(2, "vrrpd-r2", &args("100"))?,
     ))
+}
+
+/// IPv6 `--use-vmac` against Debian's keepalived with `use_vmac`: each
+/// accepts the other's adverts from the VMAC, in both roles.
+#[test]
+fn netns_keepalived_vmac_ipv6() -> Result<()> {
+    let net = Net::new(2)?;
+    let vip = "fd00::100";
+    let start = |name, priority| {
+        net.vrrpd(
+            1,
+            name,
+            &[
+                "--vrid",
+                "61",
+                "--vip",
+                "fd00::100/64",
+                "--advert-int",
+                "100ms",
+                "--use-vmac",
+                "--priority",
+                priority,
+            ],
+        )
+    };
+    let mut vrrpd = start("vrrpd-r1", "150")?;
+    wait_until("VIP on r1's vrrp6.61", Duration::from_secs(3), || {
+        Ok(net.node(1).has_addr("vrrp6.61", vip).unwrap_or(false))
+    })
+    .with_context(|| logs(&net, 1))?;
+    let instance = VrrpInstance::new("VI_1", "eth0", 61, 100)
+        .vip("fd00::100/64")
+        .version(3)
+        .advert_int(Duration::from_millis(100))
+        .line("use_vmac");
+    let ka = Keepalived::start(net.node(2), "ka", &instance.config())?;
+    ka.wait_for_log("Entering BACKUP STATE", Duration::from_secs(10))
+        .with_context(|| ka_log(&net))?;
+    std::thread::sleep(Duration::from_millis(700));
+    ensure!(
+        !ka.log().contains("Entering MASTER STATE"),
+        "keepalived did not accept the VMAC adverts:\n{}",
+        ka.log()
+    );
+    terminate(&mut vrrpd)?;
+    ka.wait_for_log("Entering MASTER STATE", Duration::from_secs(3))
+        .with_context(|| ka_log(&net))?;
+    // vrrpd comes back at 50 and stays backup: it hears keepalived's VMAC
+    // adverts (had it dropped them, it would take over within 0.4 s).
+    let _vrrpd = start("vrrpd-r1b", "50")?;
+    wait_until("r1's vrrp6.61 again", Duration::from_secs(3), || {
+        link_exists(net.node(1), "vrrp6.61")
+    })?;
+    std::thread::sleep(Duration::from_millis(800));
+    ensure!(
+        !net.node(1).has_addr("vrrp6.61", vip)?,
+        "vrrpd took over from keepalived: it drops keepalived's VMAC adverts\n{}",
+        logs(&net, 1)
+    );
+    ensure!(
+        ka.log().matches("Entering BACKUP STATE").count() == 1,
+        "keepalived stepped down:\n{}",
+        ka.log()
+    );
+    Ok(())
+}
+
+/// Whether `node` has a link called `name`.
+fn link_exists(node: &Node, name: &str) -> Result<bool> {
+    Ok(node.exec(["ip", "link", "show", name])?.status.success())
 }
