@@ -93,25 +93,24 @@ impl Scheduler for WeightedRoundRobin {
         if self.mw == 0 {
             return None;
         }
+        // The common case, and the first stretch of the kernel's walk: a
+        // destination after the cursor still qualifies in this pass.
+        let start = self.cursor.map_or(0, |p| p + 1);
+        let cw = self.cw;
+        if let Some(offset) = self
+            .effective
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&weight| weight >= cw))
+        {
+            self.cursor = Some(start + offset);
+            return self.cursor;
+        }
         let last = self.cursor;
         let mut stop: Option<usize> = None;
         let mut last_pass = false;
         let mut restarted = false;
-        let mut position = self.cursor;
         loop {
-            let start = position.map_or(0, |p| p + 1);
-            for (i, &weight) in self.effective.iter().enumerate().skip(start) {
-                if weight >= self.cw {
-                    self.cursor = Some(i);
-                    return Some(i);
-                }
-                if stop == Some(i) {
-                    self.cursor = Some(i);
-                    return None;
-                }
-            }
             // The walk reached the list head.
-            position = None;
             self.cw -= self.di;
             if self.cw <= 0 {
                 self.cw = self.mw;
@@ -124,6 +123,16 @@ impl Scheduler for WeightedRoundRobin {
             last_pass = self.cw <= self.di;
             if last_pass && restarted && last.is_some() {
                 stop = last;
+            }
+            for (i, &weight) in self.effective.iter().enumerate() {
+                if weight >= self.cw {
+                    self.cursor = Some(i);
+                    return Some(i);
+                }
+                if stop == Some(i) {
+                    self.cursor = Some(i);
+                    return None;
+                }
             }
         }
     }
