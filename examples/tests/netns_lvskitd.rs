@@ -138,6 +138,12 @@ fn netns_lvskitd_vrrp_against_keepalived() -> Result<()> {
     let json: serde_json::Value = serde_json::from_str(&status).context("status JSON")?;
     ensure!(json["vrrp_instances"][0]["name"] == "VI_1", "{json}");
     ensure!(json["vrrp_instances"][0]["role"] == "MASTER", "{json}");
+    // The engine's own view too, with its counters.
+    ensure!(json["vrrp_instances"][0]["state"] == "MASTER", "{json}");
+    ensure!(
+        json["vrrp_instances"][0]["adverts_sent"].as_u64() >= Some(1),
+        "{json}"
+    );
     let pid_file = lab.dir().join("lvskitd-1.pid");
     ensure!(std::fs::read_to_string(&pid_file)?.trim() == daemon.pid().to_string());
 

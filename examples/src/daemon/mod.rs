@@ -211,7 +211,7 @@ pub async fn run(settings: Settings) -> Result<()> {
             Some(transition) = transitions.recv() => notifier.vrrp(&config, &transition),
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                if let Err(e) = serve_client(stream, &status, lvs.as_ref(), &config).await {
+                if let Err(e) = serve_client(stream, &status, &monitor, lvs.as_ref(), &config).await {
                     tracing::debug!("status client: {e:#}");
                 }
             }
@@ -279,6 +279,7 @@ fn unix_time_now() -> String {
 async fn serve_client(
     stream: UnixStream,
     status: &VrrpStatus,
+    monitor: &monitor::VrrpMonitor,
     lvs: Option<&lvs::Lvs>,
     config: &lvskit_kconf::Config,
 ) -> Result<()> {
@@ -294,6 +295,7 @@ async fn serve_client(
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
         ["status"] => {
+            let live = monitor.instances();
             let instances: Vec<serde_json::Value> = config
                 .vrrp_instances
                 .iter()
@@ -303,6 +305,7 @@ async fn serve_client(
                         .get(&vi.name)
                         .cloned()
                         .unwrap_or(("INIT".into(), String::new()));
+                    let snapshot = live.iter().find(|i| *i.name == *vi.name);
                     json!({
                         "name": vi.name,
                         "interface": vi.interface,
@@ -311,6 +314,12 @@ async fn serve_client(
                         "role": role,
                         "role_from": "VIPs on the interface",
                         "since": since,
+                        "state": snapshot.map(|i| i.state.keepalived_name()),
+                        "effective_priority": snapshot.map(|i| i.effective_priority),
+                        "master_address": snapshot.and_then(|i| i.master_address).map(|a| a.to_string()),
+                        "adverts_sent": snapshot.map(|i| i.statistics.adverts_sent),
+                        "adverts_received": snapshot.map(|i| i.statistics.adverts_received),
+                        "drops": snapshot.map(|i| i.statistics.dropped_total()),
                     })
                 })
                 .collect();
