@@ -12,13 +12,13 @@
 //! does not leak into guest timers; with qemu's default clock the gap was
 //! 11 to 372 ms long for lvskitd and 3 to 28 ms for keepalived on a shared
 //! 2-core host.
-//! Measured on that host (load 9 to 17, debug builds), four runs of each
+//! Measured on that host (load 9 to 17, debug builds), five runs of each
 //! test, all passing; offset from 3·interval + skew, median / worst of the
-//! three runs that printed it:
+//! four runs that printed it:
 //!
 //! | test | target | median | worst |
 //! |---|---|---|---|
-//! | `vm_lab_lvskitd_pair` (1 s) | 3.8047 s | +0.100 ms | +0.101 ms |
+//! | `vm_lab_lvskitd_pair` (1 s) | 3.8047 s | +0.100 ms | +0.102 ms |
 //! | `vm_lab_lvskitd_pair_vrrp3_100ms_adverts` | 0.3805 s | +0.099 ms | +0.102 ms |
 //! | `vm_lab_mixed_pair_lb2_is_keepalived` (1 s) | 3.8047 s | +0.097 ms | +0.098 ms |
 //!
