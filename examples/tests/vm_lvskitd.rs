@@ -5,6 +5,8 @@ use anyhow::{Context, Result, ensure};
 use lvskit_testlab::vm::Vm;
 use lvskit_testlab::{Lab, Node, Process};
 use nix::sys::signal::Signal;
+use std::io::Read as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::time::{Duration, Instant};
 
 const SERVICE: &[&str] = &["-t", "10.0.0.100:80"];
@@ -443,5 +445,97 @@ fn vm_lvskitd_misbehaving_checkers_never_delay_adverts() {
             "an advert came {largest:.3} s after the one before"
         );
         stop_lvskitd(lb, lvskitd)
+    });
+}
+
+/// Reads the FIFO until `wanted` lines have all arrived, or fails.
+fn read_fifo_until(fifo: &mut std::fs::File, seen: &mut String, wanted: &[&str]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buffer = [0u8; 1024];
+    while !wanted.iter().all(|w| seen.lines().any(|l| l == *w)) {
+        ensure!(
+            Instant::now() < deadline,
+            "lvs_notify_fifo got {seen:?}, wanted {wanted:?}"
+        );
+        match fifo.read(&mut buffer) {
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buffer[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// What lvskitd tells the outside about its checkers and the kernel's
+/// table: the `lvs_notify_fifo` lines as a real server goes down and comes
+/// back, and the Prometheus series (real server, quorum, IPVS counters).
+#[test]
+fn vm_lvskitd_lvs_notify_fifo_and_ipvs_metrics() {
+    run_on_director(|_, lb| {
+        let dir = lb.dir().to_path_buf();
+        let flag = dir.join("app-up");
+        std::fs::write(&flag, "")?;
+        let fifo_path = dir.join("lvs.fifo");
+        let config = format!(
+            "global_defs {{\n    lvs_notify_fifo {fifo}\n}}\n\
+             virtual_server 10.0.0.100 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n\
+             \x20   real_server 10.0.0.11 80 {{\n        MISC_CHECK {{\n            \
+             misc_path \"/bin/sh -c 'test -e {flag}'\"\n            misc_timeout 5\n        }}\n    }}\n}}\n",
+            fifo = fifo_path.display(),
+            flag = flag.display(),
+        );
+        let mut lvskitd =
+            start_lvskitd_as(lb, &config, &["-C", "--metrics-listen", "127.0.0.1:9650"])?;
+        lvskitd.wait_for_output("Startup complete", Duration::from_secs(60))?;
+        let mut fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(&fifo_path)
+            .context("lvs_notify_fifo")?;
+        let mut seen = String::new();
+
+        std::fs::remove_file(&flag)?;
+        read_fifo_until(
+            &mut fifo,
+            &mut seen,
+            &[
+                "RS [10.0.0.11]:tcp:80 [10.0.0.100]:tcp:80 DOWN",
+                "VS [10.0.0.100]:tcp:80 DOWN",
+            ],
+        )?;
+        let metrics = lb.in_netns(|| -> Result<String> {
+            use std::io::Write as _;
+            let mut stream = std::net::TcpStream::connect("127.0.0.1:9650")?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            Ok(answer)
+        })??;
+        for line in [
+            "lvskit_real_server_up{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\"} 0",
+            "lvskit_virtual_server_quorum_up{virtual_server=\"[10.0.0.100]:tcp:80\"} 0",
+            "lvskit_ipvs_service_connections_total{service=\"[10.0.0.100]:tcp:80\"} 0",
+        ] {
+            ensure!(
+                metrics.lines().any(|l| l == line),
+                "{line} missing:\n{metrics}"
+            );
+        }
+
+        std::fs::write(&flag, "")?;
+        read_fifo_until(
+            &mut fifo,
+            &mut seen,
+            &[
+                "RS [10.0.0.11]:tcp:80 [10.0.0.100]:tcp:80 UP",
+                "VS [10.0.0.100]:tcp:80 UP",
+            ],
+        )?;
+        lvskitd.signal(Signal::SIGTERM);
+        ensure!(lvskitd.wait_timeout(Duration::from_secs(20))?.success());
+        Ok(())
     });
 }
