@@ -26,13 +26,18 @@
 //! VM has 2 vCPUs: the blocking `list` dumps destinations on as many
 //! sockets (one thread each); `ipvsadm` runs single-threaded in the same VM.
 //!
-//! Dump figures, shared 2-core host at load average 12-14 (TCG timing swings
-//! by 2× from round to round there): `list` 8.83 / 7.27 / 15.26 s against
-//! `ipvsadm -Ln` 25.36 / 27.23 / 48.70 s in the same rounds, 3.5× on the
-//! fastest of each (per round 2.9×, 3.7×, 3.2×); the same list on one socket
-//! took 13.2-15.7 s. CPU time in the guest: `ipvsadm` about 9 s user + 16 s
-//! system per dump (libipvs opens a socket and resolves the family for
-//! every request), `list` about 6 s user + 8 s system over its two threads.
+//! Figures (2 vCPUs, same VM for both tools). With the host at load
+//! average 12-14, `list` took 7.3-15.3 s against `ipvsadm -Ln`'s 25-49 s
+//! (3.5× on the fastest of each), but that ratio came from the load: on a
+//! quieter host (load falling from 9 to 0.2 during the run) `list` took
+//! 6.13 / 5.47 / 5.11 s against 13.03 / 11.19 / 10.28 s, 2.0× in every
+//! round, so the 3× dump target is not met. The same list on one socket
+//! took 7.0-8.1 s there. Install: `apply` 9.24 s against `ipvsadm -R`
+//! 88.87 s, 9.6×. The sequential breakdown (service dump 1.02 s; 10,000
+//! destination dumps 3.49 s, of which 2.01 s user and 1.48 s system, 3.02 s
+//! without the model conversion; 10,000 `GET_INFO` round trips 0.39 s)
+//! puts most of the remaining time in user space, decoding replies into
+//! per-attribute `Vec`s: decoding straight into the model is the next step.
 //! Re-measure on a quiet host with
 //! `cargo run --release -p lvskit-ipvs --example ipvs_bench -- 10000 --dump-only`.
 
