@@ -12,11 +12,14 @@
 //! wrr, instructions per pick (`Pool::schedule` inclusive, callgrind, exact
 //! whatever the load) before and after its scan of the current pass became
 //! one `position` over the weights: equal weights 62.0 -> 49.0, weights 1-4
-//! 66.2 -> 52.6, weights 1-100 69.0 -> 54.9; rr, for scale, 44.0 (rr was
-//! 19.1 ns on a quieter machine). Wall time at load average 8-9 on the
-//! shared 2-core host: rr 39 ns, wrr 53 / 35 / 44 ns, wlc 32 ns, mh 56 ns,
-//! all about twice the quiet figures, so the 20 ns target for wrr is not
-//! shown yet. Re-measure on a quiet machine with
+//! 66.2 -> 52.6, weights 1-100 69.0 -> 54.9; rr, for scale, 44.0. Wall
+//! time at load average about 1 (the shared host briefly quiet), criterion,
+//! runs a minute apart: wrr 10.0 / 9.6 / 9.8 ns
+//! (before the change 10.4 / 10.7 / 11.6 ns), rr 10.3 ns, wlc 8.8 ns, mh
+//! 16.4 ns: all within the 20 ns target. At load average 8-9 the same
+//! binary gave rr 39 ns and wrr 35-53 ns: loaded figures are not
+//! comparable.
+//! Re-measure on a quiet machine with
 //! `cargo bench -p lvskit-benches --bench ipvs_sched -- pick_1000_destinations`,
 //! and count instructions with
 //! `valgrind --tool=callgrind --toggle-collect='*Pool*schedule*' <bench
