@@ -410,6 +410,8 @@ impl Builder<'_> {
                         g.vrrp_version = v as u8;
                     }
                 }
+                // Kept as written for lvskitd, which starts the sync daemon from it.
+                "lvs_sync_daemon" => g.extra.push(directive(m)),
                 _ => self.keep(m, &mut g.extra),
             }
         }
@@ -1545,6 +1547,33 @@ mod tests {
              DNS_CHECK {{\n }}\n MISC_CHECK {{\n misc_path /bin/true\n }}\n \
              MISC_CHECK {{\n misc_path /bin/true\n retry 2\n }}\n TCP_CHECK {{\n }}\n }}\n}}\n"
         )
+    }
+
+    #[test]
+    fn lvs_sync_daemon_is_kept_for_lvskitd_without_a_warning() {
+        let text = "global_defs {\n lvs_sync_daemon eth0 VI_1 id 7\n}\n";
+        let parsed = crate::parse_str(text, &crate::Options::offline());
+        assert!(
+            parsed
+                .diagnostics
+                .iter()
+                .all(|d| d.code != crate::diag::Code::NotSupported),
+            "{:?}",
+            parsed.diagnostics
+        );
+        let kept: Vec<(&str, Vec<&str>)> = parsed
+            .config
+            .global
+            .extra
+            .iter()
+            .map(|d| {
+                (
+                    d.keyword.as_str(),
+                    d.args.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(kept, [("lvs_sync_daemon", vec!["eth0", "VI_1", "id", "7"])]);
     }
 
     #[test]
