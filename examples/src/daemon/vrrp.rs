@@ -99,6 +99,15 @@ pub fn instance_config(
 /// The instances of `config`, grouped by interface.
 pub fn plan(config: &kconf::Config) -> Result<BTreeMap<String, Vec<PlannedInstance>>> {
     let mut by_interface: BTreeMap<String, Vec<PlannedInstance>> = BTreeMap::new();
+    for group in &config.vrrp_sync_groups {
+        // Said out loud rather than ignored: the Linux driver cannot tie
+        // instances together yet, so each member elects on its own.
+        tracing::warn!(
+            "vrrp_sync_group {} is not applied yet: its members {:?} change state independently",
+            group.name,
+            group.group
+        );
+    }
     for instance in &config.vrrp_instances {
         let planned = instance_config(instance, config.global.vrrp_version)?;
         by_interface
