@@ -1523,6 +1523,19 @@ mod tests {
     use super::shell_split;
     use crate::model::CheckerKind;
 
+    /// The kept directives as (keyword, arguments), for comparing.
+    fn kept_directives(extra: &[crate::model::Directive]) -> Vec<(&str, Vec<&str>)> {
+        extra
+            .iter()
+            .map(|d| {
+                (
+                    d.keyword.as_str(),
+                    d.args.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect()
+    }
+
     /// The `retry` of each checker of the only real server in `text`.
     fn retries(text: &str) -> Vec<(String, u32)> {
         let config = crate::parse_str(text, &crate::Options::offline()).config;
@@ -1561,18 +1574,7 @@ mod tests {
             "{:?}",
             parsed.diagnostics
         );
-        let kept: Vec<(&str, Vec<&str>)> = parsed
-            .config
-            .global
-            .extra
-            .iter()
-            .map(|d| {
-                (
-                    d.keyword.as_str(),
-                    d.args.iter().map(String::as_str).collect(),
-                )
-            })
-            .collect();
+        let kept = kept_directives(&parsed.config.global.extra);
         assert_eq!(kept, [("lvs_sync_daemon", vec!["eth0", "VI_1", "id", "7"])]);
     }
 
@@ -1606,16 +1608,7 @@ mod tests {
         };
         assert_eq!(udp.payload.as_deref(), Some("Ab12f 3"));
         assert!(udp.require_reply);
-        let kept: Vec<(&str, Vec<&str>)> = checker
-            .extra
-            .iter()
-            .map(|d| {
-                (
-                    d.keyword.as_str(),
-                    d.args.iter().map(String::as_str).collect(),
-                )
-            })
-            .collect();
+        let kept = kept_directives(&checker.extra);
         assert_eq!(
             kept,
             [
