@@ -85,11 +85,15 @@ struct Finished {
     checker: CheckerId,
     /// When the probe ended: the next one is timed from here.
     ended: tokio::time::Instant,
+    /// How long the probe ran.
+    duration: Duration,
     outcome: Outcome,
 }
 
 /// Runs `scheduler` until the event receiver is dropped. Probes run as
-/// tokio tasks, at most the scheduler's `max_in_flight` at once.
+/// tokio tasks, at most the scheduler's `max_in_flight` at once. Each probe
+/// is timed from its start to its outcome (see
+/// [`Scheduler::report_probes`](crate::Scheduler::report_probes)).
 ///
 /// Each probe task stamps its own start and end. The end stamp, not the
 /// moment the runner collects the result, is what the next probe is timed
@@ -117,9 +121,11 @@ pub async fn run(
                     l.record(started.saturating_duration_since(due));
                 }
                 let outcome = crate::probe::run(&request.spec).await;
+                let ended = tokio::time::Instant::now();
                 Finished {
                     checker: request.checker,
-                    ended: tokio::time::Instant::now(),
+                    ended,
+                    duration: ended - started,
                     outcome,
                 }
             });
@@ -142,10 +148,11 @@ pub async fn run(
                 let mut joined = joined;
                 while let Some(result) = joined {
                     match result {
-                        Ok(done) => scheduler.handle_result(
+                        Ok(done) => scheduler.handle_timed_result(
                             done.ended.into_std(),
                             done.checker,
                             done.outcome,
+                            done.duration,
                         ),
                         Err(e) => {
                             // Probe tasks do not panic on peer input; if one

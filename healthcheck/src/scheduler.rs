@@ -85,6 +85,18 @@ pub enum Event {
         /// The weight.
         weight: DynamicWeight,
     },
+    /// A probe ended. Only reported after [`Scheduler::report_probes`]
+    /// (one event per probe: for metrics, not for state).
+    Probe {
+        /// Which checker.
+        checker: CheckerId,
+        /// When it ended.
+        at: Instant,
+        /// How long it ran, from its start to its outcome.
+        duration: Duration,
+        /// Whether it succeeded.
+        success: bool,
+    },
 }
 
 struct Slot {
@@ -108,6 +120,7 @@ pub struct Scheduler {
     in_flight: usize,
     max_in_flight: usize,
     events: VecDeque<Event>,
+    report_probes: bool,
     rng: StdRng,
 }
 
@@ -129,6 +142,7 @@ impl Scheduler {
             in_flight: 0,
             max_in_flight: max_in_flight.max(1),
             events: VecDeque::new(),
+            report_probes: false,
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -245,6 +259,33 @@ impl Scheduler {
             return None;
         }
         self.timers.peek().map(|Reverse((due, _))| *due)
+    }
+
+    /// Whether [`Scheduler::handle_timed_result`] reports each probe as an
+    /// [`Event::Probe`] (off by default: one event per probe).
+    pub fn report_probes(&mut self, on: bool) {
+        self.report_probes = on;
+    }
+
+    /// As [`Scheduler::handle_result`], for a probe that ran for
+    /// `duration`; reported as an [`Event::Probe`] (before any state change
+    /// it causes) when [`Scheduler::report_probes`] is on.
+    pub fn handle_timed_result(
+        &mut self,
+        now: Instant,
+        checker: CheckerId,
+        outcome: Outcome,
+        duration: Duration,
+    ) {
+        if self.report_probes {
+            self.events.push_back(Event::Probe {
+                checker,
+                at: now,
+                duration,
+                success: matches!(outcome, Outcome::Success { .. }),
+            });
+        }
+        self.handle_result(now, checker, outcome);
     }
 
     /// Handles the outcome of a probe started by [`Scheduler::poll_probe`].

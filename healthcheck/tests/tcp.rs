@@ -242,3 +242,62 @@ async fn runner_times_each_probe_from_its_own_end() {
         ]
     );
 }
+
+/// With `report_probes`, each probe's duration reaches the caller: a
+/// refused connection ends at once, a UDP probe whose server stays silent
+/// ends at its `connect_timeout`. The clock is paused, so both are exact.
+#[tokio::test(start_paused = true)]
+async fn probe_events_carry_how_long_each_probe_ran() {
+    use lvskit_healthcheck::config::UdpCheck;
+    let refused = {
+        let (l, addr) = listener().await;
+        drop(l);
+        addr
+    };
+    let silent = tokio::net::UdpSocket::bind((unique_loopback(), 0))
+        .await
+        .unwrap();
+    let mut udp = spec(
+        silent.local_addr().unwrap(),
+        CheckKind::Udp(UdpCheck {
+            payload: b"ping".to_vec(),
+            require_reply: true,
+            ..UdpCheck::default()
+        }),
+        timing(10, 0, 1),
+    );
+    udp.connect.connect_timeout = Duration::from_secs(3);
+    let t0 = tokio::time::Instant::now().into_std();
+    let mut sched = lvskit_healthcheck::Scheduler::with_seed(16, 1);
+    sched.report_probes(true);
+    sched.add_real_server(t0, vec![spec(refused, CheckKind::Tcp, timing(10, 0, 1))]);
+    sched.add_real_server(t0, vec![udp]);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(lvskit_healthcheck::runner::run(
+        sched,
+        tx,
+        std::sync::Arc::new(std::sync::Mutex::new(
+            lvskit_healthcheck::runner::Lateness::default(),
+        )),
+    ));
+    let mut probes = Vec::new();
+    while probes.len() < 2 {
+        if let Event::Probe {
+            at,
+            duration,
+            success,
+            ..
+        } = rx.recv().await.unwrap()
+        {
+            probes.push((at - t0, duration, success));
+        }
+    }
+    assert_eq!(
+        probes,
+        [
+            (Duration::ZERO, Duration::ZERO, false),
+            (Duration::from_secs(3), Duration::from_secs(3), false),
+        ]
+    );
+    drop(silent);
+}
