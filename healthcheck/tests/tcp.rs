@@ -18,6 +18,28 @@ async fn listener() -> (TcpListener, SocketAddr) {
     (l, a)
 }
 
+/// A loopback address whose port refuses connections.
+async fn refused_address() -> SocketAddr {
+    listener().await.1
+}
+
+/// A UDP_CHECK of `target` that sends `ping` and needs a reply within
+/// `timeout`; delay_loop 10 s, no retry.
+fn udp_reply_check(target: SocketAddr, timeout: Duration) -> CheckSpec {
+    use lvskit_healthcheck::config::UdpCheck;
+    let mut check = spec(
+        target,
+        CheckKind::Udp(UdpCheck {
+            payload: b"ping".to_vec(),
+            require_reply: true,
+            ..UdpCheck::default()
+        }),
+        timing(10, 0, 1),
+    );
+    check.connect.connect_timeout = timeout;
+    check
+}
+
 #[tokio::test(start_paused = true)]
 async fn up_then_down_after_retry_with_exact_timing() {
     let (l, addr) = listener().await;
@@ -181,41 +203,20 @@ async fn servers_sharing_a_check_cause_one_connection_per_loop() {
 /// the collection time would make those checkers fire together from then on.
 #[tokio::test(start_paused = true)]
 async fn runner_times_each_probe_from_its_own_end() {
-    use lvskit_healthcheck::config::UdpCheck;
     // Checker A: a refused port, down at once; its two events fill the
     // channel (capacity 1) and block the runner.
-    let refused = {
-        let (l, addr) = listener().await;
-        drop(l);
-        addr
-    };
+    let refused = refused_address().await;
     // Checker B: a UDP server that stays silent until t=5; with
     // `require_reply` its first probe times out at t=2.
     let udp = tokio::net::UdpSocket::bind((unique_loopback(), 0))
         .await
         .unwrap();
-    let mut b = spec(
-        udp.local_addr().unwrap(),
-        CheckKind::Udp(UdpCheck {
-            payload: b"ping".to_vec(),
-            require_reply: true,
-            ..UdpCheck::default()
-        }),
-        timing(10, 0, 1),
-    );
-    b.connect.connect_timeout = Duration::from_secs(2);
+    let b = udp_reply_check(udp.local_addr().unwrap(), Duration::from_secs(2));
     let t0 = tokio::time::Instant::now().into_std();
     let mut sched = lvskit_healthcheck::Scheduler::with_seed(16, 1);
     sched.add_real_server(t0, vec![spec(refused, CheckKind::Tcp, timing(10, 0, 1))]);
     let b_server = sched.add_real_server(t0, vec![b]);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(lvskit_healthcheck::runner::run(
-        sched,
-        tx,
-        std::sync::Arc::new(std::sync::Mutex::new(
-            lvskit_healthcheck::runner::Lateness::default(),
-        )),
-    ));
+    let mut rx = run(sched, 1);
     tokio::time::sleep(Duration::from_secs(5)).await;
     // From t=5 the server answers.
     tokio::spawn(async move {
@@ -248,38 +249,17 @@ async fn runner_times_each_probe_from_its_own_end() {
 /// ends at its `connect_timeout`. The clock is paused, so both are exact.
 #[tokio::test(start_paused = true)]
 async fn probe_events_carry_how_long_each_probe_ran() {
-    use lvskit_healthcheck::config::UdpCheck;
-    let refused = {
-        let (l, addr) = listener().await;
-        drop(l);
-        addr
-    };
+    let refused = refused_address().await;
     let silent = tokio::net::UdpSocket::bind((unique_loopback(), 0))
         .await
         .unwrap();
-    let mut udp = spec(
-        silent.local_addr().unwrap(),
-        CheckKind::Udp(UdpCheck {
-            payload: b"ping".to_vec(),
-            require_reply: true,
-            ..UdpCheck::default()
-        }),
-        timing(10, 0, 1),
-    );
-    udp.connect.connect_timeout = Duration::from_secs(3);
+    let udp = udp_reply_check(silent.local_addr().unwrap(), Duration::from_secs(3));
     let t0 = tokio::time::Instant::now().into_std();
     let mut sched = lvskit_healthcheck::Scheduler::with_seed(16, 1);
     sched.report_probes(true);
     sched.add_real_server(t0, vec![spec(refused, CheckKind::Tcp, timing(10, 0, 1))]);
     sched.add_real_server(t0, vec![udp]);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(lvskit_healthcheck::runner::run(
-        sched,
-        tx,
-        std::sync::Arc::new(std::sync::Mutex::new(
-            lvskit_healthcheck::runner::Lateness::default(),
-        )),
-    ));
+    let mut rx = run(sched, 64);
     let mut probes = Vec::new();
     while probes.len() < 2 {
         if let Event::Probe {

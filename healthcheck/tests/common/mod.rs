@@ -46,7 +46,12 @@ pub fn spec(target: std::net::SocketAddr, kind: CheckKind, t: Timing) -> CheckSp
 pub fn start(spec: CheckSpec) -> mpsc::Receiver<Event> {
     let mut sched = Scheduler::with_seed(16, 1);
     sched.add_real_server(tokio::time::Instant::now().into_std(), vec![spec]);
-    let (tx, rx) = mpsc::channel(64);
+    run(sched, 64)
+}
+
+/// Runs `sched` with an event channel of `capacity`; returns its stream.
+pub fn run(sched: Scheduler, capacity: usize) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel(capacity);
     tokio::spawn(runner::run(
         sched,
         tx,
