@@ -470,7 +470,8 @@ fn read_fifo_until(fifo: &mut std::fs::File, seen: &mut String, wanted: &[&str])
 
 /// What lvskitd tells the outside about its checkers and the kernel's
 /// table: the `lvs_notify_fifo` lines as a real server goes down and comes
-/// back, and the Prometheus series (real server, quorum, IPVS counters).
+/// back, and the Prometheus series (real server, quorum, check durations,
+/// IPVS counters).
 #[test]
 fn vm_lvskitd_lvs_notify_fifo_and_ipvs_metrics() {
     run_on_director(|_, lb| {
@@ -524,6 +525,27 @@ fn vm_lvskitd_lvs_notify_fifo_and_ipvs_metrics() {
                 "{line} missing:\n{metrics}"
             );
         }
+        // Every probe is timed: the failed MISC_CHECK runs count, with
+        // their durations in the histogram.
+        let real_server =
+            "{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\"}";
+        let value = |name: &str| -> Result<f64> {
+            let prefix = format!("{name}{real_server} ");
+            let line = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .with_context(|| format!("{prefix} missing:\n{metrics}"))?;
+            Ok(line.parse()?)
+        };
+        let probes = value("lvskit_real_server_check_duration_seconds_count")?;
+        let failures = value("lvskit_real_server_check_failures_total")?;
+        let seconds = value("lvskit_real_server_check_duration_seconds_sum")?;
+        let last = value("lvskit_real_server_check_last_duration_seconds")?;
+        println!("{probes} probes, {failures} failed, {seconds} s in all, last {last} s");
+        ensure!(probes >= 2.0 && failures >= 1.0 && failures < probes);
+        // A shell testing a file: longer than nothing, far below its
+        // misc_timeout.
+        ensure!(seconds > 0.0 && last > 0.0 && last < 5.0);
 
         std::fs::write(&flag, "")?;
         read_fifo_until(

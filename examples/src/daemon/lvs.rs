@@ -4,7 +4,8 @@
 use anyhow::{Context, Result, bail};
 use lvskit_healthcheck::pool::{Pool, Role};
 use lvskit_healthcheck::{
-    CheckSpec, Event, RealServerConfig, RealServerId, Scheduler, SorryServer, VirtualServerConfig,
+    CheckSpec, CheckerId, Event, RealServerConfig, RealServerId, Scheduler, SorryServer,
+    VirtualServerConfig,
 };
 use lvskit_ipvs::{
     AsyncHandle, DaemonState, Desired, DesiredService, Destination, Family, ForwardingMethod,
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
+use super::metrics::SharedCheckDurations;
 use super::{addresses, checks, vsgroup};
 
 /// One virtual server, ready to run.
@@ -306,6 +308,10 @@ pub struct Lvs {
     handle: AsyncHandle,
     servers: Vec<Running>,
     by_id: HashMap<RealServerId, (usize, usize)>,
+    /// The (virtual server, real server) names each checker's probes
+    /// count for in `check_durations`.
+    probe_targets: ProbeTargets,
+    check_durations: SharedCheckDurations,
     scope: Scope,
     events: mpsc::Receiver<Event>,
     runner: tokio::task::JoinHandle<()>,
@@ -341,6 +347,7 @@ impl Lvs {
         let local = follow_addresses(None, &plans).await?;
         let suspended = suspended(&plans, local.as_ref());
         let (servers, by_id, scheduler) = build(plans, carried, &suspended);
+        let probe_targets = probe_targets(&servers, &by_id, &scheduler);
         let (tx, events) = mpsc::channel(1024);
         let runner = spawn_runner(scheduler, tx);
         let scope = Scope::Services(servers.iter().flat_map(|s| s.plan.keys()).collect());
@@ -356,6 +363,8 @@ impl Lvs {
             handle,
             servers,
             by_id,
+            probe_targets,
+            check_durations: SharedCheckDurations::default(),
             scope,
             events,
             runner,
@@ -395,6 +404,7 @@ impl Lvs {
         self.local = follow_addresses(self.local.take(), &plans).await?;
         self.suspended = suspended(&plans, self.local.as_ref());
         let (servers, by_id, scheduler) = build(plans, &carried, &self.suspended);
+        self.set_probe_targets(probe_targets(&servers, &by_id, &scheduler));
         let (tx, events) = mpsc::channel(1024);
         self.runner = spawn_runner(scheduler, tx);
         self.events = events;
@@ -422,6 +432,7 @@ impl Lvs {
     /// Waits for the next checker event, restarting the checkers if their
     /// task died (a panic in a probe must not end health checking), and
     /// suspending or resuming them as `ha_suspend` addresses come and go.
+    /// Each probe's duration is recorded on the way, not returned.
     pub async fn next_event(&mut self) -> Event {
         loop {
             let local = async {
@@ -432,8 +443,13 @@ impl Lvs {
             };
             tokio::select! {
                 event = self.events.recv() => {
-                    if let Some(event) = event {
-                        return event;
+                    match event {
+                        Some(Event::Probe { checker, duration, success, .. }) => {
+                            self.record_probe(checker, duration, success);
+                            continue;
+                        }
+                        Some(event) => return event,
+                        None => {}
                     }
                 }
                 joined = &mut self.runner => {
@@ -470,11 +486,46 @@ impl Lvs {
         let plans = self.servers.iter().map(|s| s.plan.clone()).collect();
         let carried = self.check_state();
         let (servers, by_id, scheduler) = build(plans, &carried, &self.suspended);
+        self.set_probe_targets(probe_targets(&servers, &by_id, &scheduler));
         let (tx, events) = mpsc::channel(1024);
         self.runner = spawn_runner(scheduler, tx);
         self.events = events;
         self.servers = servers;
         self.by_id = by_id;
+    }
+
+    /// The real servers' probe durations, for `/metrics`.
+    pub fn check_durations(&self) -> SharedCheckDurations {
+        self.check_durations.clone()
+    }
+
+    /// Takes the new checkers' targets, and forgets the durations of real
+    /// servers no longer checked (their series leave `/metrics`).
+    fn set_probe_targets(&mut self, targets: ProbeTargets) {
+        let kept: HashSet<&(String, String)> = targets.values().flatten().collect();
+        if let Ok(mut table) = self.check_durations.lock() {
+            table.retain(|key, _| kept.contains(key));
+        }
+        self.probe_targets = targets;
+    }
+
+    /// Counts a probe's duration for each real server its checker checks.
+    fn record_probe(&self, checker: CheckerId, duration: std::time::Duration, success: bool) {
+        let (Some(targets), Ok(mut table)) = (
+            self.probe_targets.get(&checker),
+            self.check_durations.lock(),
+        ) else {
+            return;
+        };
+        for target in targets {
+            match table.get_mut(target) {
+                Some(entry) => entry.record(duration, success),
+                None => table
+                    .entry(target.clone())
+                    .or_default()
+                    .record(duration, success),
+            }
+        }
     }
 
     /// Applies a checker event to the pools and the kernel. A panic on
@@ -717,6 +768,30 @@ fn protocol_of(key: &ServiceKey) -> &'static str {
     }
 }
 
+/// Each checker's (virtual server, real server) names.
+type ProbeTargets = HashMap<CheckerId, Vec<(String, String)>>;
+
+/// Which real servers each checker of `scheduler` checks, by name.
+fn probe_targets(
+    servers: &[Running],
+    by_id: &HashMap<RealServerId, (usize, usize)>,
+    scheduler: &Scheduler,
+) -> ProbeTargets {
+    let mut targets = ProbeTargets::new();
+    for (id, &(vs, rs)) in by_id {
+        let running = &servers[vs];
+        let protocol = protocol_of(&running.plan.services[0].key);
+        let name = (
+            running.plan.name.clone(),
+            real_server_name(running.plan.pool.real_servers[rs].address, protocol),
+        );
+        for checker in scheduler.checkers_of(*id) {
+            targets.entry(*checker).or_default().push(name.clone());
+        }
+    }
+    targets
+}
+
 type Built = (
     Vec<Running>,
     HashMap<RealServerId, (usize, usize)>,
@@ -760,6 +835,7 @@ fn build(
 ) -> Built {
     let now = Instant::now();
     let mut scheduler = Scheduler::new(256);
+    scheduler.report_probes(true);
     let mut by_id = HashMap::new();
     let mut servers = Vec::new();
     for (vs_index, plan) in plans.into_iter().enumerate() {

@@ -5,7 +5,9 @@
 //!   transitions, adverts sent and received, priority-0 adverts, and
 //!   drops by reason (from the drivers' snapshots);
 //! - per virtual server: quorum up, and per real server: up or down (from
-//!   the checkers' view, published by the main loop);
+//!   the checkers' view, published by the main loop) and how long its
+//!   checks take (a histogram of every probe's duration, the last one, and
+//!   the failed probes);
 //! - per IPVS service and destination in the kernel's table: connections,
 //!   packets and bytes, and active/inactive connections (read from the
 //!   kernel at each scrape, through a handle of its own).
@@ -20,9 +22,11 @@ use hyper::{Request, Response, StatusCode};
 use lvskit_ipvs::{AsyncHandle, Stats};
 use lvskit_vrrp::linux::driver::InstanceSnapshot;
 use lvskit_vrrp::{DropKind, State};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 
@@ -33,7 +37,51 @@ pub struct Sources {
     pub vrrp: VrrpMonitor,
     /// The virtual servers' health, as the main loop last published it.
     pub health: watch::Receiver<Vec<ServiceHealth>>,
+    /// The real servers' probe durations, as the checkers record them.
+    pub check_durations: SharedCheckDurations,
 }
+
+/// Upper bounds (seconds) of the probe-duration histogram's buckets: from
+/// a loopback connect to a `connect_timeout` of several seconds.
+pub const CHECK_DURATION_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long one real server's probes took, all its checkers together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckDurations {
+    /// Probes per bucket of [`CHECK_DURATION_BUCKETS`] (not cumulative).
+    pub buckets: [u64; CHECK_DURATION_BUCKETS.len()],
+    /// Probes in all (those above the last bound included).
+    pub count: u64,
+    /// Their total duration.
+    pub sum: Duration,
+    /// The latest probe's duration.
+    pub last: Duration,
+    /// Probes that failed.
+    pub failures: u64,
+}
+
+impl CheckDurations {
+    /// Records one probe.
+    pub fn record(&mut self, duration: Duration, success: bool) {
+        let seconds = duration.as_secs_f64();
+        if let Some(bucket) = CHECK_DURATION_BUCKETS.iter().position(|le| seconds <= *le) {
+            self.buckets[bucket] += 1;
+        }
+        self.count += 1;
+        self.sum += duration;
+        self.last = duration;
+        self.failures += u64::from(!success);
+    }
+}
+
+/// Probe durations by (virtual server, real server), in keepalived's
+/// `[ADDR]:proto:PORT` names.
+pub type CheckDurationTable = BTreeMap<(String, String), CheckDurations>;
+
+/// The table, shared by the checkers (writing) and the scrapes (reading).
+pub type SharedCheckDurations = Arc<std::sync::Mutex<CheckDurationTable>>;
 
 /// A Prometheus label value, escaped (`\`, `"` and newlines).
 fn label(value: &str) -> String {
@@ -49,16 +97,15 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// A per-instance series: name, type, help, and how to read it.
-type PerInstance = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&InstanceSnapshot) -> u64,
-);
+/// A series per `T`: name, type, help, and how to read its value.
+type Series<T, V> = (&'static str, &'static str, &'static str, fn(&T) -> V);
 
 /// The VRRP and checker part of a scrape.
-pub fn render_state(instances: &[InstanceSnapshot], health: &[ServiceHealth]) -> String {
+pub fn render_state(
+    instances: &[InstanceSnapshot],
+    health: &[ServiceHealth],
+    durations: &CheckDurationTable,
+) -> String {
     let mut out = String::new();
     header(
         &mut out,
@@ -82,7 +129,7 @@ pub fn render_state(instances: &[InstanceSnapshot], health: &[ServiceHealth]) ->
             );
         }
     }
-    let counters: [PerInstance; 6] = [
+    let counters: [Series<InstanceSnapshot, u64>; 6] = [
         (
             "lvskit_vrrp_effective_priority",
             "gauge",
@@ -179,7 +226,58 @@ pub fn render_state(instances: &[InstanceSnapshot], health: &[ServiceHealth]) ->
             );
         }
     }
+    render_check_durations(&mut out, durations);
     out
+}
+
+/// The probe-duration histogram, last duration and failures of each real
+/// server.
+fn render_check_durations(out: &mut String, durations: &CheckDurationTable) {
+    let labels = |(service, real_server): &(String, String)| {
+        format!(
+            "virtual_server=\"{}\",real_server=\"{}\"",
+            label(service),
+            label(real_server)
+        )
+    };
+    let name = "lvskit_real_server_check_duration_seconds";
+    header(
+        out,
+        name,
+        "histogram",
+        "How long the real server's probes took, from start to outcome.",
+    );
+    for (key, entry) in durations {
+        let labels = labels(key);
+        let mut cumulative = 0;
+        for (le, count) in CHECK_DURATION_BUCKETS.iter().zip(entry.buckets) {
+            cumulative += count;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", entry.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", entry.sum.as_secs_f64());
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", entry.count);
+    }
+    let per_server: [Series<CheckDurations, f64>; 2] = [
+        (
+            "lvskit_real_server_check_last_duration_seconds",
+            "gauge",
+            "How long the real server's latest probe took.",
+            |d| d.last.as_secs_f64(),
+        ),
+        (
+            "lvskit_real_server_check_failures_total",
+            "counter",
+            "The real server's probes that failed.",
+            |d| d.failures as f64,
+        ),
+    ];
+    for (name, kind, help, value) in per_server {
+        header(out, name, kind, help);
+        for (key, entry) in durations {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(key), value(entry));
+        }
+    }
 }
 
 /// One service or destination's counters, labelled.
@@ -251,7 +349,12 @@ async fn render_ipvs(handle: &mut AsyncHandle) -> Result<String> {
 /// (the handle cannot be opened): a VRRP-only director still has metrics.
 async fn scrape(sources: &Sources, ipvs: &Mutex<Option<AsyncHandle>>) -> String {
     let health = sources.health.borrow().clone();
-    let mut out = render_state(&sources.vrrp.instances(), &health);
+    let durations = sources
+        .check_durations
+        .lock()
+        .map(|table| table.clone())
+        .unwrap_or_default();
+    let mut out = render_state(&sources.vrrp.instances(), &health, &durations);
     let mut ipvs = ipvs.lock().await;
     if ipvs.is_none() {
         *ipvs = AsyncHandle::open().await.ok();
@@ -333,7 +436,14 @@ mod tests {
                 ("[10.0.0.12]:tcp:80".into(), false),
             ],
         };
-        let text = render_state(&[instance], &[health]);
+        let mut durations = CheckDurationTable::new();
+        let entry = durations
+            .entry(("[10.0.0.100]:tcp:80".into(), "[10.0.0.11]:tcp:80".into()))
+            .or_default();
+        entry.record(Duration::from_millis(3), true);
+        entry.record(Duration::from_millis(40), true);
+        entry.record(Duration::from_secs(12), false);
+        let text = render_state(&[instance], &[health], &durations);
         for line in [
             "lvskit_vrrp_state{instance=\"VI_1\",state=\"BACKUP\"} 1",
             "lvskit_vrrp_state{instance=\"VI_1\",state=\"MASTER\"} 0",
@@ -342,6 +452,16 @@ mod tests {
             "lvskit_vrrp_drops_total{instance=\"VI_1\",reason=\"auth_failure\"} 0",
             "lvskit_virtual_server_quorum_up{virtual_server=\"[10.0.0.100]:tcp:80\"} 1",
             "lvskit_real_server_up{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.12]:tcp:80\"} 0",
+            "# TYPE lvskit_real_server_check_duration_seconds histogram",
+            "lvskit_real_server_check_duration_seconds_bucket{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\",le=\"0.001\"} 0",
+            "lvskit_real_server_check_duration_seconds_bucket{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\",le=\"0.005\"} 1",
+            "lvskit_real_server_check_duration_seconds_bucket{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\",le=\"0.05\"} 2",
+            "lvskit_real_server_check_duration_seconds_bucket{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\",le=\"10\"} 2",
+            "lvskit_real_server_check_duration_seconds_bucket{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\",le=\"+Inf\"} 3",
+            "lvskit_real_server_check_duration_seconds_sum{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\"} 12.043",
+            "lvskit_real_server_check_duration_seconds_count{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\"} 3",
+            "lvskit_real_server_check_last_duration_seconds{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\"} 12",
+            "lvskit_real_server_check_failures_total{virtual_server=\"[10.0.0.100]:tcp:80\",real_server=\"[10.0.0.11]:tcp:80\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

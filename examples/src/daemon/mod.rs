@@ -162,6 +162,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         let sources = metrics::Sources {
             vrrp: monitor.clone(),
             health: health.subscribe(),
+            check_durations: lvs
+                .as_ref()
+                .map(lvs::Lvs::check_durations)
+                .unwrap_or_default(),
         };
         tokio::spawn(metrics::serve(listener, sources))
     });
