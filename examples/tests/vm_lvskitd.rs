@@ -469,8 +469,9 @@ fn read_fifo_until(fifo: &mut std::fs::File, seen: &mut String, wanted: &[&str])
 }
 
 /// What lvskitd tells the outside about its checkers and the kernel's
-/// table: the `lvs_notify_fifo` lines as a real server goes down and comes
-/// back, and the Prometheus series (real server, quorum, check durations,
+/// table: the `lvs_notify_fifo` lines and the `notify_down`/`notify_up`
+/// and `quorum_down`/`quorum_up` scripts as a real server goes down and
+/// comes back, and the Prometheus series (real server, quorum, check durations,
 /// IPVS counters).
 #[test]
 fn vm_lvskitd_lvs_notify_fifo_and_ipvs_metrics() {
@@ -479,14 +480,39 @@ fn vm_lvskitd_lvs_notify_fifo_and_ipvs_metrics() {
         let flag = dir.join("app-up");
         std::fs::write(&flag, "")?;
         let fifo_path = dir.join("lvs.fifo");
+        let log = dir.join("scripts.log");
+        let script = |words: &str| format!("\"/bin/sh -c 'echo {words} >> {}'\"", log.display());
         let config = format!(
             "global_defs {{\n    lvs_notify_fifo {fifo}\n}}\n\
              virtual_server 10.0.0.100 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n\
-             \x20   real_server 10.0.0.11 80 {{\n        MISC_CHECK {{\n            \
+             \x20   quorum_up {quorum_up}\n    quorum_down {quorum_down}\n\
+             \x20   real_server 10.0.0.11 80 {{\n        notify_up {rs_up}\n        notify_down {rs_down}\n\
+             \x20       MISC_CHECK {{\n            \
              misc_path \"/bin/sh -c 'test -e {flag}'\"\n            misc_timeout 5\n        }}\n    }}\n}}\n",
             fifo = fifo_path.display(),
             flag = flag.display(),
+            quorum_up = script("quorum up"),
+            quorum_down = script("quorum down"),
+            rs_up = script("rs up"),
+            rs_down = script("rs down"),
         );
+        // The scripts run beside the FIFO lines: wait for their lines.
+        let wait_for_scripts = |wanted: &[&str]| -> Result<()> {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let ran = std::fs::read_to_string(&log).unwrap_or_default();
+                let mut lines: Vec<&str> = ran.lines().collect();
+                lines.sort_unstable();
+                if lines == wanted {
+                    return Ok(());
+                }
+                ensure!(
+                    Instant::now() < deadline,
+                    "scripts ran {lines:?}, wanted {wanted:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
         let mut lvskitd =
             start_lvskitd_as(lb, &config, &["-C", "--metrics-listen", "127.0.0.1:9650"])?;
         lvskitd.wait_for_output("Startup complete", Duration::from_secs(60))?;
@@ -506,6 +532,7 @@ fn vm_lvskitd_lvs_notify_fifo_and_ipvs_metrics() {
                 "VS [10.0.0.100]:tcp:80 DOWN",
             ],
         )?;
+        wait_for_scripts(&["quorum down", "rs down"])?;
         let metrics = lb.in_netns(|| -> Result<String> {
             use std::io::Write as _;
             let mut stream = std::net::TcpStream::connect("127.0.0.1:9650")?;
@@ -556,6 +583,7 @@ fn vm_lvskitd_lvs_notify_fifo_and_ipvs_metrics() {
                 "VS [10.0.0.100]:tcp:80 UP",
             ],
         )?;
+        wait_for_scripts(&["quorum down", "quorum up", "rs down", "rs up"])?;
         lvskitd.signal(Signal::SIGTERM);
         ensure!(lvskitd.wait_timeout(Duration::from_secs(20))?.success());
         Ok(())

@@ -45,6 +45,21 @@ pub struct VirtualServerPlan {
     /// `ha_suspend`: its checkers run only while one of its addresses is
     /// on this node.
     pub ha_suspend: bool,
+    /// Its `quorum_up`/`quorum_down` and real servers' `notify_up`/
+    /// `notify_down` scripts.
+    pub scripts: HealthScripts,
+}
+
+/// The scripts a virtual server runs as its health changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthScripts {
+    /// `quorum_up`: run when the virtual server gains quorum.
+    pub quorum_up: Option<kconf::Script>,
+    /// `quorum_down`: run when it loses quorum.
+    pub quorum_down: Option<kconf::Script>,
+    /// Each real server's `notify_up` and `notify_down` (by index), run
+    /// when its checkers take it up or down.
+    pub real_servers: Vec<(Option<kconf::Script>, Option<kconf::Script>)>,
 }
 
 impl VirtualServerPlan {
@@ -207,6 +222,13 @@ fn virtual_server(config: &kconf::Config, vs: &kconf::VirtualServer) -> Result<V
         checks: check_specs,
         alpha: vs.alpha,
         ha_suspend: vs.ha_suspend,
+        scripts: HealthScripts {
+            quorum_up: vs.quorum_up.clone(),
+            quorum_down: vs.quorum_down.clone(),
+            real_servers: (vs.real_servers.iter())
+                .map(|rs| (rs.notify_up.clone(), rs.notify_down.clone()))
+                .collect(),
+        },
     })
 }
 
@@ -656,6 +678,11 @@ impl Lvs {
                 })
                 .collect(),
         )
+    }
+
+    /// Each virtual server's scripts, in the order of [`Lvs::health`].
+    pub fn health_scripts(&self) -> impl Iterator<Item = &HealthScripts> {
+        self.servers.iter().map(|running| &running.plan.scripts)
     }
 
     /// Each virtual server's health, for notifications and metrics.

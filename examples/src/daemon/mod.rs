@@ -200,7 +200,7 @@ pub async fn run(settings: Settings) -> Result<()> {
                         tracing::error!("{e:#}");
                     }
                     let after = l.health();
-                    notify_health_changes(&mut notifier, &before, &after);
+                    notifier.health_changes(&before, &after, l.health_scripts());
                     health.send_replace(after);
                 }
             }
@@ -338,26 +338,6 @@ async fn serve_client(
         _ => {
             write.write_all(b"unknown request\n").await?;
             Ok(())
-        }
-    }
-}
-
-/// Writes the FIFO lines of what a checker event changed: real servers
-/// that went up or down, virtual servers whose quorum did.
-fn notify_health_changes(
-    notifier: &mut notify::Notifier,
-    before: &[lvs::ServiceHealth],
-    after: &[lvs::ServiceHealth],
-) {
-    for (was, now) in before.iter().zip(after) {
-        for ((real_server, was_alive), (_, alive)) in was.real_servers.iter().zip(&now.real_servers)
-        {
-            if was_alive != alive {
-                notifier.lvs(&notify::real_server_line(real_server, &now.name, *alive));
-            }
-        }
-        if was.quorum_up != now.quorum_up {
-            notifier.lvs(&notify::virtual_server_line(&now.name, now.quorum_up));
         }
     }
 }

@@ -2,11 +2,13 @@
 //! (`notify_fifo` gets every line, `vrrp_notify_fifo` the VRRP ones,
 //! `lvs_notify_fifo` the checkers'), each optionally read by a
 //! `*_notify_fifo_script` started with the FIFO's name as its last
-//! argument; and the per-instance notify scripts (`notify_master`,
+//! argument; the per-instance notify scripts (`notify_master`,
 //! `notify_backup`, `notify_fault`, `notify_stop`, and `notify` with
-//! `INSTANCE name STATE priority` appended), each run as its user (else
+//! `INSTANCE name STATE priority` appended); and the checkers' scripts
+//! (`quorum_up`, `quorum_down` of a virtual server, `notify_up`,
+//! `notify_down` of a real server). Each runs as its user (else
 //! `script_user`, else `keepalived_script` if that user exists, else the
-//! daemon's own) and killed after a timeout.
+//! daemon's own) and is killed after a timeout.
 //!
 //! Lines, as keepalived.conf(5) gives them:
 //!
@@ -16,6 +18,7 @@
 //! RS [10.0.0.11]:tcp:80 [10.0.0.100]:tcp:80 DOWN
 //! ```
 
+use super::lvs::{HealthScripts, ServiceHealth};
 use anyhow::{Context, Result, bail};
 use lvskit_kconf::model::{self as kconf, NotifyFifo, Script};
 use lvskit_vrrp::State;
@@ -261,6 +264,48 @@ impl Notifier {
         }
     }
 
+    /// What a checker event changed, from the virtual servers' health
+    /// `before` and `after` it (with their `scripts`, in the same order):
+    /// each real server that went up or down gets its FIFO line and its
+    /// `notify_up`/`notify_down`, each virtual server whose quorum changed
+    /// its line and its `quorum_up`/`quorum_down`. Scripts get no
+    /// argument, as in keepalived.
+    pub fn health_changes<'a>(
+        &mut self,
+        before: &[ServiceHealth],
+        after: &[ServiceHealth],
+        scripts: impl Iterator<Item = &'a HealthScripts>,
+    ) {
+        while self.scripts.try_join_next().is_some() {}
+        for ((was, now), scripts) in before.iter().zip(after).zip(scripts) {
+            let servers = was.real_servers.iter().zip(&now.real_servers);
+            for (index, ((name, was_alive), (_, alive))) in servers.enumerate() {
+                if was_alive == alive {
+                    continue;
+                }
+                self.lvs(&real_server_line(name, &now.name, *alive));
+                let script = scripts
+                    .real_servers
+                    .get(index)
+                    .and_then(|(up, down)| if *alive { up } else { down }.as_ref());
+                if let Some(script) = script {
+                    self.run(script, Vec::new());
+                }
+            }
+            if was.quorum_up != now.quorum_up {
+                self.lvs(&virtual_server_line(&now.name, now.quorum_up));
+                let script = if now.quorum_up {
+                    &scripts.quorum_up
+                } else {
+                    &scripts.quorum_down
+                };
+                if let Some(script) = script {
+                    self.run(script, Vec::new());
+                }
+            }
+        }
+    }
+
     fn run(&mut self, script: &Script, extra: Vec<String>) {
         let Some((program, args)) = script.argv.split_first() else {
             return;
@@ -357,5 +402,79 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         config.global.vrrp_notify_fifo.path = Some(file.to_string_lossy().into_owned());
         assert!(Notifier::start(&config).is_err());
+    }
+
+    /// Health changes reach `lvs_notify_fifo` as keepalived's lines and run
+    /// the matching scripts: a real server's `notify_down`/`notify_up` as it
+    /// goes and returns, `quorum_down`/`quorum_up` only when the quorum
+    /// itself changes.
+    #[tokio::test]
+    async fn health_changes_write_lines_and_run_the_checkers_scripts() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("lvs.fifo");
+        let log = dir.path().join("scripts.log");
+        let mut config = kconf::Config::default();
+        config.global.lvs_notify_fifo.path = Some(fifo.to_string_lossy().into_owned());
+        let script = |words: &str| {
+            let command = format!("echo {words} >> {}", log.display());
+            Some(Script {
+                argv: vec!["/bin/sh".into(), "-c".into(), command.clone()],
+                command,
+                user: None,
+                group: None,
+            })
+        };
+        let scripts = HealthScripts {
+            quorum_up: script("quorum up"),
+            quorum_down: script("quorum down"),
+            real_servers: vec![
+                (script("rs1 up"), script("rs1 down")),
+                (None, script("rs2 down")),
+            ],
+        };
+        let health = |rs1: bool, rs2: bool| ServiceHealth {
+            name: "[10.0.0.100]:tcp:80".into(),
+            quorum_up: rs1 || rs2,
+            real_servers: vec![
+                ("[10.0.0.11]:tcp:80".into(), rs1),
+                ("[10.0.0.12]:tcp:80".into(), rs2),
+            ],
+        };
+        let mut notifier = Notifier::start(&config).unwrap();
+        let mut reader = std::fs::File::open(&fifo).unwrap();
+        let steps = [
+            (health(true, true), health(false, true)),
+            (health(false, true), health(false, false)),
+            (health(false, false), health(true, false)),
+        ];
+        for (before, after) in &steps {
+            notifier.health_changes(
+                std::slice::from_ref(before),
+                std::slice::from_ref(after),
+                std::iter::once(&scripts),
+            );
+        }
+        notifier.finish().await;
+        let mut lines = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut lines).unwrap();
+        assert_eq!(
+            lines,
+            "RS [10.0.0.11]:tcp:80 [10.0.0.100]:tcp:80 DOWN\n\
+             RS [10.0.0.12]:tcp:80 [10.0.0.100]:tcp:80 DOWN\n\
+             VS [10.0.0.100]:tcp:80 DOWN\n\
+             RS [10.0.0.11]:tcp:80 [10.0.0.100]:tcp:80 UP\n\
+             VS [10.0.0.100]:tcp:80 UP\n"
+        );
+        // The scripts run concurrently: compare them unordered.
+        let mut ran: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        ran.sort();
+        assert_eq!(
+            ran,
+            ["quorum down", "quorum up", "rs1 down", "rs1 up", "rs2 down"]
+        );
     }
 }
