@@ -303,4 +303,64 @@ impl Statistics {
     pub fn auth_type_mismatch(&self) -> u64 {
         self.dropped(DropKind::AuthTypeMismatch)
     }
+
+    /// The counts since `earlier` (a copy of these statistics taken
+    /// before): what a "clear" shows without stopping the counters. A count
+    /// below its `earlier` value (counters restarted) is taken whole; the
+    /// new-master reason is the current one.
+    pub fn since(&self, earlier: &Statistics) -> Statistics {
+        let delta = |now: u64, then: u64| now.checked_sub(then).unwrap_or(now);
+        let mut drops = self.drops;
+        for (count, then) in drops.iter_mut().zip(earlier.drops) {
+            *count = delta(*count, then);
+        }
+        Statistics {
+            master_transitions: delta(self.master_transitions, earlier.master_transitions),
+            new_master_reason: self.new_master_reason,
+            adverts_received: delta(self.adverts_received, earlier.adverts_received),
+            adverts_sent: delta(self.adverts_sent, earlier.adverts_sent),
+            priority_zero_received: delta(
+                self.priority_zero_received,
+                earlier.priority_zero_received,
+            ),
+            priority_zero_sent: delta(self.priority_zero_sent, earlier.priority_zero_sent),
+            owner_conflicts: delta(self.owner_conflicts, earlier.owner_conflicts),
+            drops,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_counts_from_a_copy_and_takes_restarted_counters_whole() {
+        let mut earlier = Statistics {
+            adverts_sent: 40,
+            adverts_received: 7,
+            master_transitions: 2,
+            ..Statistics::default()
+        };
+        earlier.drops[DropKind::Ttl as usize] = 3;
+        let mut now = earlier.clone();
+        now.adverts_sent = 45;
+        now.drops[DropKind::Ttl as usize] = 4;
+        now.drops[DropKind::AuthFailure as usize] = 1;
+        now.new_master_reason = NewMasterReason::Preempted;
+        let cleared = now.since(&earlier);
+        assert_eq!(cleared.adverts_sent, 5);
+        assert_eq!(cleared.adverts_received, 0);
+        assert_eq!(cleared.master_transitions, 0);
+        assert_eq!(cleared.dropped(DropKind::Ttl), 1);
+        assert_eq!(cleared.dropped(DropKind::AuthFailure), 1);
+        assert_eq!(cleared.dropped_total(), 2);
+        assert_eq!(cleared.new_master_reason, NewMasterReason::Preempted);
+        // A driver restarted (counters from zero): its counts are whole.
+        let restarted = Statistics {
+            adverts_sent: 3,
+            ..Statistics::default()
+        };
+        assert_eq!(restarted.since(&earlier).adverts_sent, 3);
+    }
 }
