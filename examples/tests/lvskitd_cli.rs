@@ -92,17 +92,28 @@ fn signum_prints_keepalived_s_signal_numbers() {
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    assert_eq!(signum("STOP"), (true, "15".to_owned()));
-    assert_eq!(signum("RELOAD"), (true, "1".to_owned()));
-    assert_eq!(signum("DATA"), (true, "10".to_owned()));
-    assert_eq!(signum("STATS"), (true, "12".to_owned()));
-    assert_eq!(
-        signum("JSON"),
-        (true, (nix::libc::SIGRTMIN() + 2).to_string())
+    let number = |n: i32| (true, n.to_string(), String::new());
+    assert_eq!(signum("STOP"), number(15));
+    assert_eq!(signum("RELOAD"), number(1));
+    assert_eq!(signum("DATA"), number(10));
+    assert_eq!(signum("STATS"), number(12));
+    assert_eq!(signum("STATS_CLEAR"), number(nix::libc::SIGRTMAX() - 1));
+    assert_eq!(signum("JSON"), number(nix::libc::SIGRTMIN() + 2));
+    // keepalived's thread dump exists only in its debug builds: refused
+    // with the reason, as is any other name.
+    let (ok, out, err) = signum("TDUMP");
+    assert!(
+        !ok && out.is_empty() && err.contains("no thread dump"),
+        "{err}"
     );
-    assert!(!signum("NOPE").0);
+    let (ok, out, err) = signum("NOPE");
+    assert!(
+        !ok && out.is_empty() && err.contains("Unknown sigfunc NOPE"),
+        "{err}"
+    );
 }
 
 #[test]

