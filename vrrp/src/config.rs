@@ -436,6 +436,10 @@ pub enum ConfigError {
     /// rise or fall of 0.
     #[error("track {0}: rise and fall must be at least 1")]
     TrackRiseFall(usize),
+    /// A running instance cannot take a configuration of another VRID or
+    /// address family in place: that is another virtual router.
+    #[error("VRID and address family cannot change in place")]
+    Identity,
 }
 
 /// Whether an address is link-local (169.254/16 or fe80::/10).

@@ -519,6 +519,81 @@ impl Instance {
         }
     }
 
+    /// Takes a new configuration while running, keeping the state: a master
+    /// stays master, a backup keeps its Master_Down_Timer (what keepalived
+    /// applies in place on a reload).
+    ///
+    /// - A master removes the virtual addresses no longer configured, adds
+    ///   and announces the new ones, and sends an advert at once with the
+    ///   new settings, restarting its Adver_Timer at the new interval.
+    /// - Tracked objects still configured keep their debounced state; new
+    ///   ones start as their `initially_up` says. The priority and FAULT
+    ///   are then re-evaluated as after any tracking input.
+    ///
+    /// The VRID and the address family are the identity of the virtual
+    /// router (RFC 9568 §5.2.3): changing either is refused with
+    /// [`ConfigError::Identity`]; remove the instance and add a new one.
+    pub fn reconfigure(&mut self, now: Instant, config: Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        if config.vrid != self.config.vrid || config.family() != self.family {
+            return Err(ConfigError::Identity);
+        }
+        let adver_int = config.adver_int_units()?;
+        let tracks = config
+            .tracks
+            .iter()
+            .map(|track| {
+                self.config
+                    .tracks
+                    .iter()
+                    .position(|old| old.kind == track.kind)
+                    .map_or(
+                        TrackState {
+                            up: track.initially_up,
+                            streak: 0,
+                        },
+                        |old| self.tracks[old],
+                    )
+            })
+            .collect();
+        let old = std::mem::replace(&mut self.config, config);
+        self.tracks = tracks;
+        self.adver_int = adver_int;
+        if self.config.version == Version::V2 || self.state == State::Master {
+            self.master_adver_int = adver_int;
+        }
+        self.address_block = address_block(&self.config);
+        self.last_valid = LastValid::default();
+        if self.config.preempt_delay.is_zero() {
+            self.preempt_after = None;
+        }
+        self.rebuild_adverts()?;
+        let was_master = self.state == State::Master;
+        if was_master {
+            for vip in &old.virtual_addresses {
+                if !self.config.virtual_addresses.contains(vip) {
+                    self.actions.push_back(Action::DelVip(vip.clone()));
+                }
+            }
+        }
+        self.apply_conditions(now);
+        if was_master && self.state == State::Master {
+            self.send_advert();
+            self.timers
+                .set(Timer::Adver, now + self.master_adver_interval_configured());
+            for vip in &self.config.virtual_addresses {
+                if !old.virtual_addresses.contains(vip) {
+                    self.actions.push_back(Action::AddVip(vip.clone()));
+                    self.actions.push_back(match vip.address {
+                        IpAddr::V4(a) => Action::GratuitousArp(a),
+                        IpAddr::V6(a) => Action::UnsolicitedNa(a),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     // ----- sync-group hooks -------------------------------------------------
 
     pub(crate) fn set_group_fault(&mut self, now: Instant, fault: bool) {

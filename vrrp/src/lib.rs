@@ -105,7 +105,7 @@ pub use config::{
 };
 pub use instance::{InputError, Instance, LinkState, RxMeta, TrackId, TrackStatus};
 pub use stats::{DropKind, NewMasterReason, RxDrop, Statistics};
-pub use sync_group::{GroupAction, SyncGroup};
+pub use sync_group::{GroupAction, ReconfigureError, SyncGroup};
 pub use wire::{
     AddressFamily, Authentication, ChecksumContext, ChecksumMode, Packet, Repr, Version,
 };

@@ -11,8 +11,8 @@
 //!   ([`Reason::SyncGroup`]);
 //! - if a member leaves Master for Backup, every Master member becomes Backup.
 //!
-//! Group-level notifications (`GROUP name MASTER|BACKUP|FAULT`) follow the
-//! members' ones.
+//! Group-level notifications (`GROUP name MASTER|BACKUP|FAULT|STOP`) follow
+//! the members' ones.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,6 +35,18 @@ pub enum GroupAction {
     },
     /// A group notification (`GROUP`, the group name, the state, 0).
     Notify(Notify),
+}
+
+/// Why [`SyncGroup::reconfigure_member`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconfigureError {
+    /// No such member.
+    #[error(transparent)]
+    Input(InputError),
+    /// The member refused the configuration.
+    #[error(transparent)]
+    Config(crate::ConfigError),
 }
 
 /// Instances that change state together. One
@@ -178,6 +190,26 @@ impl SyncGroup {
         })
     }
 
+    /// A new configuration for member `index`, taken in place (see
+    /// [`Instance::reconfigure`]); the group then coordinates as after any
+    /// input (a member that went to FAULT through a new track takes the
+    /// group along).
+    pub fn reconfigure_member(
+        &mut self,
+        now: Instant,
+        index: usize,
+        config: crate::Config,
+    ) -> Result<(), ReconfigureError> {
+        self.with_member(now, index, |m| Ok(m.reconfigure(now, config)))
+            .map_err(ReconfigureError::Input)?
+            .map_err(ReconfigureError::Config)
+    }
+
+    /// The index of the member named `name`.
+    pub fn member_index(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| &*m.config().name == name)
+    }
+
     /// The earliest timer of any member.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.members.iter().filter_map(Instance::poll_timeout).min()
@@ -238,19 +270,18 @@ impl SyncGroup {
             log::group_transition(&self.name, self.state, state);
             self.state = state;
             let event = match state {
-                State::Master => Some(NotifyEvent::Master),
-                State::Backup => Some(NotifyEvent::Backup),
-                State::Fault => Some(NotifyEvent::Fault),
-                State::Initialize => None,
+                State::Master => NotifyEvent::Master,
+                State::Backup => NotifyEvent::Backup,
+                State::Fault => NotifyEvent::Fault,
+                // Every member stopped: the group's `notify_stop`.
+                State::Initialize => NotifyEvent::Stop,
             };
-            if let Some(event) = event {
-                self.notifications.push_back(Notify {
-                    scope: NotifyScope::Group,
-                    name: self.name.clone(),
-                    event,
-                    priority: 0,
-                });
-            }
+            self.notifications.push_back(Notify {
+                scope: NotifyScope::Group,
+                name: self.name.clone(),
+                event,
+                priority: 0,
+            });
         }
     }
 }

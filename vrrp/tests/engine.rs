@@ -684,3 +684,99 @@ fn sync_group_follows_an_owner_at_startup() {
     assert_eq!(g.members()[0].state(), State::Master);
     assert_eq!(g.state(), State::Master);
 }
+
+#[test]
+fn reconfigure_keeps_a_master_master_and_moves_its_addresses() {
+    let now = Instant::now();
+    let mut m = master(config(ME, 100), now);
+    let t = now + Duration::from_secs(5);
+    let mut c = m.config().clone();
+    c.priority = 120;
+    c.advert_interval = Duration::from_millis(500);
+    c.virtual_addresses = vec![VirtualAddress::new(ip("10.0.3.200"))];
+    m.reconfigure(t, c).unwrap();
+    assert_eq!(m.state(), State::Master);
+    assert_eq!(m.effective_priority(), 120);
+    let actions = drain(&mut m);
+    assert!(transitions(&actions).is_empty(), "{actions:?}");
+    assert!(actions.contains(&Action::DelVip(VirtualAddress::new(ip(VIP)))));
+    assert!(actions.contains(&Action::AddVip(VirtualAddress::new(ip("10.0.3.200")))));
+    assert!(actions.contains(&Action::GratuitousArp("10.0.3.200".parse().unwrap())));
+    // An advert at once, at the new priority, then every 500 ms.
+    assert_eq!(sent(&actions), [120]);
+    assert_eq!(m.poll_timeout(), Some(t + Duration::from_millis(500)));
+}
+
+#[test]
+fn reconfigure_keeps_a_backup_s_timer_and_track_state() {
+    let now = Instant::now();
+    let mut c = config(ME, 100);
+    c.tracks = vec![script(-30)];
+    let mut b = started(c, now);
+    receive(&mut b, now, PEER, 150);
+    b.handle_track(now, TrackId(0), TrackStatus::Down).unwrap();
+    assert_eq!(b.effective_priority(), 70);
+    let down_at = b.poll_timeout().unwrap();
+    let mut c = b.config().clone();
+    c.priority = 90;
+    b.reconfigure(now, c).unwrap();
+    assert_eq!(b.state(), State::Backup);
+    assert_eq!(b.poll_timeout(), Some(down_at));
+    // The script is still down: 90 - 30.
+    assert_eq!(b.effective_priority(), 60);
+    let actions = drain(&mut b);
+    assert!(sent(&actions).is_empty() && transitions(&actions).is_empty());
+}
+
+#[test]
+fn reconfigure_refuses_another_vrid_and_applies_a_new_weight_0_track() {
+    let now = Instant::now();
+    let mut m = master(config(ME, 100), now);
+    let mut other = m.config().clone();
+    other.vrid += 1;
+    assert_eq!(
+        m.reconfigure(now, other),
+        Err(lvskit_vrrp::ConfigError::Identity)
+    );
+    assert_eq!(m.state(), State::Master);
+    let mut c = m.config().clone();
+    let mut track = script(0);
+    track.initially_up = false;
+    c.tracks = vec![track];
+    m.reconfigure(now, c).unwrap();
+    assert_eq!(m.state(), State::Fault);
+    assert_eq!(sent(&drain(&mut m)), [0], "leaving master sends priority 0");
+}
+
+#[test]
+fn sync_group_member_reconfigured_in_place() {
+    let now = Instant::now();
+    let mut g = SyncGroup::new(
+        "G4",
+        vec![
+            member(1, ME, "10.0.3.100", vec![]),
+            member(2, ME, "10.0.3.101", vec![]),
+        ],
+    );
+    g.startup(now);
+    let at = g.poll_timeout().unwrap();
+    g.handle_timeout(at);
+    drain_group(&mut g);
+    let index = g
+        .member_index(&g.members()[1].config().name.clone())
+        .unwrap();
+    let mut c = g.members()[index].config().clone();
+    c.priority = 200;
+    g.reconfigure_member(at, index, c).unwrap();
+    assert_eq!(g.state(), State::Master);
+    assert_eq!(g.members()[index].effective_priority(), 200);
+    assert!(
+        g.reconfigure_member(at, 9, g.members()[0].config().clone())
+            .is_err()
+    );
+    g.shutdown(at);
+    let Some(GroupAction::Notify(n)) = drain_group(&mut g).pop() else {
+        panic!("no group notification")
+    };
+    assert_eq!(n.arguments(), ["GROUP", "G4", "STOP", "0"]);
+}
