@@ -109,4 +109,8 @@ pub enum ProbeError {
     /// The tracked file could not be read or holds no integer.
     #[error("file check: {0}")]
     File(String),
+    /// The probe task panicked (with this message); the runner counts it
+    /// as a failed probe and keeps the checker scheduled.
+    #[error("probe panicked: {0}")]
+    Panicked(String),
 }

@@ -4,14 +4,16 @@
 //! The runner reads time only through `tokio::time`, so a test can run it
 //! under `tokio::time::pause()` and observe exact timings.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::checker::Outcome;
+use crate::error::ProbeError;
 use crate::scheduler::{CheckerId, Event, Scheduler};
 
 /// Lateness statistics: how long after its due time each probe started.
@@ -100,12 +102,20 @@ struct Finished {
 /// from: collecting several results in one wake-up must not give those
 /// checkers one shared due time, or they would fire together from then on
 /// and their bunch would grow every loop.
+///
+/// A probe task that panics (probes do not panic on peer input, but the
+/// runtime under them can: tokio's blocking pool panics when the OS refuses
+/// it a thread) fails its probe with [`ProbeError::Panicked`]; its checker
+/// stays scheduled and the other checkers run on.
 pub async fn run(
     mut scheduler: Scheduler,
     events: mpsc::Sender<Event>,
     lateness: Arc<Mutex<Lateness>>,
 ) {
     let mut probes: JoinSet<Finished> = JoinSet::new();
+    // Which checker each running task probes, and since when: a panicked
+    // task returns no `Finished`.
+    let mut running: HashMap<tokio::task::Id, (CheckerId, tokio::time::Instant)> = HashMap::new();
     // One timer, re-armed only when the earliest deadline changes.
     let sleep = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(sleep);
@@ -115,7 +125,8 @@ pub async fn run(
         while let Some(request) = scheduler.poll_probe(now) {
             let due = tokio::time::Instant::from_std(request.due);
             let lateness = lateness.clone();
-            probes.spawn(async move {
+            let checker = request.checker;
+            let task = probes.spawn(async move {
                 let started = tokio::time::Instant::now();
                 if let Ok(mut l) = lateness.lock() {
                     l.record(started.saturating_duration_since(due));
@@ -129,6 +140,7 @@ pub async fn run(
                     outcome,
                 }
             });
+            running.insert(task.id(), (checker, tokio::time::Instant::now()));
         }
         while let Some(event) = scheduler.poll_event() {
             if events.send(event).await.is_err() {
@@ -144,28 +156,56 @@ pub async fn run(
         }
         tokio::select! {
             () = &mut sleep, if armed.is_some() => armed = None,
-            joined = probes.join_next(), if !probes.is_empty() => {
+            joined = probes.join_next_with_id(), if !probes.is_empty() => {
                 let mut joined = joined;
                 while let Some(result) = joined {
-                    match result {
-                        Ok(done) => scheduler.handle_timed_result(
-                            done.ended.into_std(),
-                            done.checker,
-                            done.outcome,
-                            done.duration,
-                        ),
-                        Err(e) => {
-                            // Probe tasks do not panic on peer input; if one
-                            // did, stop loudly rather than leave its checker
-                            // silently unscheduled.
-                            tracing::error!("probe task failed: {e}");
-                            return;
+                    let done = match result {
+                        Ok((id, done)) => {
+                            running.remove(&id);
+                            done
                         }
-                    }
-                    joined = probes.try_join_next();
+                        Err(e) => match panicked(e, &mut running) {
+                            Some(done) => done,
+                            None => return,
+                        },
+                    };
+                    scheduler.handle_timed_result(
+                        done.ended.into_std(),
+                        done.checker,
+                        done.outcome,
+                        done.duration,
+                    );
+                    joined = probes.try_join_next_with_id();
                 }
             }
             () = events.closed() => return,
         }
     }
+}
+
+/// The failed probe of a task that panicked; `None` (logged: the runner
+/// then stops) for a task that was cancelled, which only happens as the
+/// runtime shuts down.
+fn panicked(
+    error: JoinError,
+    running: &mut HashMap<tokio::task::Id, (CheckerId, tokio::time::Instant)>,
+) -> Option<Finished> {
+    let task = running.remove(&error.id());
+    let (Some((checker, started)), Ok(panic)) = (task, error.try_into_panic()) else {
+        tracing::error!("probe task failed without a result");
+        return None;
+    };
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!("probe of checker {} panicked: {message}", checker.0);
+    let ended = tokio::time::Instant::now();
+    Some(Finished {
+        checker,
+        ended,
+        duration: ended - started,
+        outcome: Outcome::Failure(ProbeError::Panicked(message)),
+    })
 }
