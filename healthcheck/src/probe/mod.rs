@@ -33,18 +33,23 @@ pub async fn run(spec: &CheckSpec) -> Outcome {
 
 async fn run_inner(spec: &CheckSpec) -> Result<Outcome, ProbeError> {
     let dst = spec.destination();
+    // Every check spawns this future, so its size is copied once per check.
+    // The probes other than TCP_CHECK hold kilobytes of state (hyper,
+    // rustls, hickory); boxing them keeps the common TCP_CHECK task small,
+    // and one allocation is cheap next to their exchanges.
     match &spec.kind {
         CheckKind::Tcp => tcp::probe(dst, &spec.connect).await?,
-        CheckKind::Http(http) => http::probe(dst, &spec.connect, http).await?,
-        CheckKind::Ssl(ssl) => tls::probe(dst, &spec.connect, ssl).await?,
-        CheckKind::Smtp(smtp) => smtp::probe(dst, &spec.connect, smtp).await?,
-        CheckKind::Dns(dns) => dns::probe(dst, &spec.connect, dns).await?,
+        CheckKind::Http(http) => Box::pin(http::probe(dst, &spec.connect, http)).await?,
+        CheckKind::Ssl(ssl) => Box::pin(tls::probe(dst, &spec.connect, ssl)).await?,
+        CheckKind::Smtp(smtp) => Box::pin(smtp::probe(dst, &spec.connect, smtp)).await?,
+        CheckKind::Dns(dns) => Box::pin(dns::probe(dst, &spec.connect, dns)).await?,
         CheckKind::Udp(udp) => {
-            udp::probe(dst, &spec.connect, udp, spec.connect.connect_timeout).await?
+            let timeout = spec.connect.connect_timeout;
+            Box::pin(udp::probe(dst, &spec.connect, udp, timeout)).await?
         }
-        CheckKind::Ping => ping::probe(dst, &spec.connect).await?,
-        CheckKind::Misc(misc) => return Ok(misc::probe(misc).await),
-        CheckKind::File(file) => return Ok(file::probe(file).await),
+        CheckKind::Ping => Box::pin(ping::probe(dst, &spec.connect)).await?,
+        CheckKind::Misc(misc) => return Ok(Box::pin(misc::probe(misc)).await),
+        CheckKind::File(file) => return Ok(Box::pin(file::probe(file)).await),
     }
     Ok(Outcome::Success { weight: None })
 }
