@@ -80,7 +80,8 @@ async fn bindto_sets_the_source_address() {
 /// probe's connection and the probe's outcome. Never waits on `accept`
 /// alone: a probe that fails before connecting (e.g. EPERM on a socket
 /// option) would leave it waiting forever, so that ends the test with the
-/// probe's outcome instead.
+/// probe's outcome instead. A probe may also succeed (and close) before
+/// the accept is polled: its connection then waits in the accept queue.
 async fn accept_and_probe(l: &TcpListener, s: CheckSpec) -> (SocketAddr, Outcome) {
     let mut probe = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
     tokio::select! {
@@ -88,7 +89,10 @@ async fn accept_and_probe(l: &TcpListener, s: CheckSpec) -> (SocketAddr, Outcome
             let (_conn, peer) = accepted.unwrap();
             (peer, probe.await.unwrap())
         }
-        outcome = &mut probe => panic!("the probe never connected: {:?}", outcome.unwrap()),
+        outcome = &mut probe => match outcome.unwrap() {
+            success @ Outcome::Success { .. } => (l.accept().await.unwrap().1, success),
+            failure => panic!("the probe never connected: {failure:?}"),
+        },
     }
 }
 
@@ -280,4 +284,33 @@ async fn probe_events_carry_how_long_each_probe_ran() {
         ]
     );
     drop(silent);
+}
+
+/// The reactor path: a handshake that is still in progress when connect(2)
+/// returns. The listener's accept queue (backlog 0: one connection) is kept
+/// full, so the kernel drops the probe's SYN; the probe must then wait, and
+/// succeed once the queue has room and the SYN is retransmitted (RFC 6298:
+/// about 1 s).
+#[tokio::test]
+async fn probe_waits_for_a_handshake_that_completes_later() {
+    let ip = unique_loopback();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(ip, 0).into()).unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    let mut s = spec(addr, CheckKind::Tcp, timing(1, 0, 1));
+    s.connect.connect_timeout = Duration::from_secs(10);
+    let probe = tokio::spawn(async move { lvskit_healthcheck::probe::run(&s).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !probe.is_finished(),
+        "the probe ended while the accept queue was full: {:?}",
+        probe.await
+    );
+    // Make room: the retransmitted SYN now completes the handshake.
+    let listener = std::net::TcpListener::from(socket);
+    drop(listener.accept().unwrap());
+    drop(filler);
+    assert_eq!(probe.await.unwrap(), Outcome::Success { weight: None });
 }
