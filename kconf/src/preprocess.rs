@@ -418,7 +418,9 @@ impl<'a> Pre<'a> {
             .and_then(|(_, p)| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| self.fs.current_dir());
         let has_brace = pattern.contains('{');
-        let mut matched: Vec<String> = Vec::new();
+        // Each match with its text when finding it already read it (a
+        // literal path is looked for by reading it: not read twice).
+        let mut matched: Vec<(String, Option<String>)> = Vec::new();
         let mut missing_literal = Vec::new();
         let mut wildcard_unmatched = false;
         for alt in expand_braces(pattern) {
@@ -429,9 +431,11 @@ impl<'a> Pre<'a> {
             };
             let is_wild = alt.contains(['*', '?', '[']);
             let found = if is_wild {
-                self.fs.glob(&abs)
-            } else if self.fs.read(Path::new(&abs)).is_ok() || !self.fs.glob(&abs).is_empty() {
-                vec![abs.clone()]
+                self.fs.glob(&abs).into_iter().map(|f| (f, None)).collect()
+            } else if let Ok(text) = self.fs.read(Path::new(&abs)) {
+                vec![(abs.clone(), Some(text))]
+            } else if !self.fs.glob(&abs).is_empty() {
+                vec![(abs.clone(), None)]
             } else {
                 Vec::new()
             };
@@ -476,7 +480,7 @@ impl<'a> Pre<'a> {
             }
         }
         let _ = wildcard_unmatched;
-        for file in matched {
+        for (file, text) in matched {
             if file.ends_with('/') {
                 self.include_problem(
                     flags.read,
@@ -529,7 +533,10 @@ impl<'a> Pre<'a> {
                 ));
                 continue;
             }
-            let text = match self.fs.read(&path) {
+            // The text read while matching is this file's unless `..`
+            // made the normalised path a different one.
+            let text = text.filter(|_| Path::new(&file) == path);
+            let text = match text.map_or_else(|| self.fs.read(&path), Ok) {
                 Ok(t) => t,
                 Err(e) => {
                     self.include_problem(
@@ -1447,13 +1454,22 @@ static CLASSES: [Class; 256] = {
 
 /// Keywords whose line text is kept in [`Line::raw`]: the script keywords,
 /// which keepalived re-splits with shell quoting.
+///
+/// Called for the first word of every line, so it rejects cheaply: all of
+/// them are at least six bytes long, and the search for `script` compares
+/// six-byte arrays (no `memcmp` call) only where an `s` stands.
 pub fn keeps_raw(keyword: &str) -> bool {
     let b = keyword.as_bytes();
-    b.iter()
-        .enumerate()
-        .any(|(i, c)| *c == b's' && b[i..].starts_with(b"script"))
-        || keyword.starts_with("notify")
-        || matches!(keyword, "misc_path" | "quorum_up" | "quorum_down")
+    if b.len() < 6 {
+        return false;
+    }
+    let named = match b[0] {
+        b'n' => b.starts_with(b"notify"),
+        b'm' => keyword == "misc_path",
+        b'q' => matches!(keyword, "quorum_up" | "quorum_down"),
+        _ => false,
+    };
+    named || (0..=b.len() - 6).any(|i| b[i] == b's' && b[i..].first_chunk::<6>() == Some(b"script"))
 }
 
 enum Replaced {
@@ -1852,6 +1868,24 @@ mod tests {
         // Found by the fuzzer: a definition expanding to an empty line.
         let p = pre("$E=\n$E\n${E}\nk\n");
         assert_eq!(render(&p), ["k"]);
+    }
+
+    #[test]
+    fn keeps_raw_is_the_script_keywords() {
+        let mut kept = Vec::new();
+        for ctx in crate::tree::Context::ALL {
+            for k in crate::keywords::all(ctx) {
+                let plain = k.contains("script")
+                    || k.starts_with("notify")
+                    || matches!(k, "misc_path" | "quorum_up" | "quorum_down");
+                assert_eq!(keeps_raw(k), plain, "{k}");
+                if plain {
+                    kept.push(k);
+                }
+            }
+        }
+        assert!(kept.contains(&"track_script") && kept.contains(&"notify_master"));
+        assert!(keeps_raw("xscript") && !keeps_raw("scrip") && !keeps_raw("10.0.0.1"));
     }
 
     #[test]
