@@ -176,8 +176,9 @@ fn finish(
     machine: &dyn check::Machine,
 ) -> Parsed {
     let mut diagnostics = std::mem::take(&mut pre.diagnostics);
-    let nodes = tree::build(&pre, &mut diagnostics);
-    let config = build::build(&nodes, &mut diagnostics);
+    let arena = tree::arena_for(&pre);
+    let nodes = tree::build(&pre, &arena, &mut diagnostics);
+    let config = build::build(nodes, &mut diagnostics);
     let namespace = config.extra.iter().find(|d| d.keyword == "net_namespace");
     match namespace {
         // Interfaces and scripts live in that namespace, not here; keepalived
@@ -192,7 +193,7 @@ fn finish(
                 ns.args.first().map(String::as_str).unwrap_or("?")
             ),
         )),
-        _ if opts.machine_checks => check::check(&config, &nodes, machine, &mut diagnostics),
+        _ if opts.machine_checks => check::check(&config, nodes, machine, &mut diagnostics),
         _ => {}
     }
     Parsed {

@@ -13,6 +13,7 @@
 //!   means a `}` is missing: the error points at the `{` that was never
 //!   closed, and parsing resumes in the enclosing block.
 
+use bumpalo::Bump;
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic, KeepalivedClass};
@@ -178,20 +179,20 @@ impl<'a> Node<'a> {
     }
 }
 
-/// The block after a keyword.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The block after a keyword: slices of the arena the tree is built in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body<'a> {
     /// No block.
     None,
     /// Value lines.
-    Values(Vec<Line<'a>>),
+    Values(&'a [Line<'a>]),
     /// Keyword nodes.
-    Block(Vec<Node<'a>>),
+    Block(&'a [Node<'a>]),
 }
 
 impl<'a> Body<'a> {
     /// The nodes of a keyword block (empty for other bodies).
-    pub fn nodes(&self) -> &[Node<'a>] {
+    pub fn nodes(&self) -> &'a [Node<'a>] {
         match self {
             Body::Block(n) => n,
             _ => &[],
@@ -199,7 +200,7 @@ impl<'a> Body<'a> {
     }
 
     /// The value lines of a value block (empty for other bodies).
-    pub fn values(&self) -> &[Line<'a>] {
+    pub fn values(&self) -> &'a [Line<'a>] {
         match self {
             Body::Values(v) => v,
             _ => &[],
@@ -219,11 +220,18 @@ struct Frame<'a> {
 }
 
 /// Groups items into a tree of nodes, reporting brace and keyword problems.
-/// The nodes borrow their words from `pre`.
-pub fn build<'a>(pre: &'a Preprocessed, diags: &mut Vec<Diagnostic>) -> Vec<Node<'a>> {
+/// The nodes borrow their words from `pre`; each block's nodes are one slice
+/// of `arena` (no allocation per block, nothing to free node by node).
+pub fn build<'a>(
+    pre: &'a Preprocessed,
+    arena: &'a Bump,
+    diags: &mut Vec<Diagnostic>,
+) -> &'a [Node<'a>] {
     let mut b = Builder {
         pre,
+        arena,
         pending: Vec::new(),
+        values: Vec::new(),
         pos: 0,
         diags,
         missing_close_reported: false,
@@ -231,12 +239,21 @@ pub fn build<'a>(pre: &'a Preprocessed, diags: &mut Vec<Diagnostic>) -> Vec<Node
     b.run()
 }
 
+/// An arena sized for the tree of `pre`: at most one node or value line
+/// per item (pages of it that stay unused are never touched).
+pub fn arena_for(pre: &Preprocessed) -> Bump {
+    Bump::with_capacity(pre.items.len() * std::mem::size_of::<Node<'_>>())
+}
+
 struct Builder<'a, 'd> {
     pre: &'a Preprocessed,
+    arena: &'a Bump,
     /// The nodes of the open blocks, innermost last: each block's nodes
     /// are its tail from [`Frame::first`] on (one buffer instead of a
     /// growing vector per block).
     pending: Vec<Node<'a>>,
+    /// The value lines of the value block being read.
+    values: Vec<Line<'a>>,
     pos: usize,
     diags: &'d mut Vec<Diagnostic>,
     missing_close_reported: bool,
@@ -244,10 +261,12 @@ struct Builder<'a, 'd> {
 
 impl<'a> Builder<'a, '_> {
     /// Closes the innermost block: its nodes, the tail of
-    /// [`Builder::pending`], move into one exactly sized vector.
+    /// [`Builder::pending`], move into one slice of the arena.
     fn close_frame(&mut self, stack: &mut Vec<Frame<'a>>) {
         let Some(f) = stack.pop() else { return };
-        let nodes: Vec<Node<'a>> = self.pending.drain(f.first..).collect();
+        let nodes = self
+            .arena
+            .alloc_slice_fill_iter(self.pending.drain(f.first..));
         self.pending.push(Node {
             words: f.words,
             raw: f.raw,
@@ -259,7 +278,7 @@ impl<'a> Builder<'a, '_> {
         &self.pre.items
     }
 
-    fn run(&mut self) -> Vec<Node<'a>> {
+    fn run(&mut self) -> &'a [Node<'a>] {
         let mut stack: Vec<Frame<'a>> = vec![Frame {
             ctx: Context::Top,
             words: &[],
@@ -309,7 +328,7 @@ impl<'a> Builder<'a, '_> {
             }
             self.close_frame(&mut stack);
         }
-        std::mem::take(&mut self.pending)
+        self.arena.alloc_slice_fill_iter(self.pending.drain(..))
     }
 
     fn report_unclosed(&mut self, open: Option<Span>, kw: &Token, revealed_by: Option<&Token>) {
@@ -468,13 +487,18 @@ impl<'a> Builder<'a, '_> {
     }
 
     /// Reads value lines up to the closing `}`.
-    fn values(&mut self, kw: &Token, open: Option<Span>, stack: &mut [Frame<'a>]) -> Vec<Line<'a>> {
-        let mut out = Vec::new();
+    fn values(
+        &mut self,
+        kw: &Token,
+        open: Option<Span>,
+        stack: &mut [Frame<'a>],
+    ) -> &'a [Line<'a>] {
+        self.values.clear();
         while let Some(item) = self.items().get(self.pos) {
             match item {
                 Item::Close(_) => {
                     self.pos += 1;
-                    return out;
+                    return self.arena.alloc_slice_copy(&self.values);
                 }
                 Item::Open(s) => {
                     self.diags.push(Diagnostic::error(
@@ -498,15 +522,15 @@ impl<'a> Builder<'a, '_> {
                             .any(|f| keywords::lookup(f.ctx, &first.text).is_some());
                     if belongs_outside {
                         self.report_unclosed(open, kw, Some(first));
-                        return out;
+                        return self.arena.alloc_slice_copy(&self.values);
                     }
                     self.pos += 1;
-                    out.push(l);
+                    self.values.push(l);
                 }
             }
         }
         self.report_unclosed(open, kw, None);
-        out
+        self.arena.alloc_slice_copy(&self.values)
     }
 
     fn unknown(&mut self, kw: &Token, ctx: Context) {
