@@ -380,20 +380,41 @@ fn vm_lvskitd_ha_suspend_follows_the_virtual_address() {
     });
 }
 
+/// `lb` on a captured bridge at 10.0.0.2/24, running lvskitd (`flags`)
+/// with `config` after a master VRRP instance (`advert_int 1`, VIP
+/// 10.0.0.100); returns once it holds the VIP.
+fn master_on_lan(
+    lab: &Lab,
+    lb: &Node,
+    config: &str,
+    flags: &[&str],
+) -> Result<(lvskit_testlab::Capture, Process)> {
+    let lan = lab.bridge("lan")?;
+    lab.connect(lb, "eth0", &lan)?;
+    lb.add_addr("eth0", "10.0.0.2/24")?;
+    let capture = lab.capture(&lan)?;
+    let config = format!(
+        "vrrp_instance VI_1 {{\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n    \
+         priority 100\n    advert_int 1\n    virtual_ipaddress {{\n        10.0.0.100/24\n    }}\n}}\n\
+         {config}"
+    );
+    let lvskitd = start_lvskitd_as(lb, &config, flags)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lb.has_addr("eth0", "10.0.0.100")? {
+        ensure!(Instant::now() < deadline, "no VIP:\n{}", lvskitd.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((capture, lvskitd))
+}
+
 /// Isolation: checkers that hang until killed, crash, or wait for hosts
 /// that never answer (60 per second) do not delay the VRRP adverts of the
 /// same lvskitd, measured on the wire.
 #[test]
 fn vm_lvskitd_misbehaving_checkers_never_delay_adverts() {
     run_on_director(|lab, lb| {
-        let lan = lab.bridge("lan")?;
-        lab.connect(lb, "eth0", &lan)?;
-        lb.add_addr("eth0", "10.0.0.2/24")?;
-        let capture = lab.capture(&lan)?;
         let mut config = String::from(
-            "vrrp_instance VI_1 {\n    state MASTER\n    interface eth0\n    virtual_router_id 51\n    \
-                 priority 100\n    advert_int 1\n    virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n\
-                 virtual_server 10.0.0.100 80 {\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    \
+            "virtual_server 10.0.0.100 80 {\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    \
                  protocol TCP\n",
         );
         // Nothing answers at 10.0.0.11..30: the TCP checks wait for ARP.
@@ -406,12 +427,7 @@ fn vm_lvskitd_misbehaving_checkers_never_delay_adverts() {
                 ));
         }
         config.push_str("}\n");
-        let lvskitd = start_lvskitd_as(lb, &config, &[])?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !lb.has_addr("eth0", "10.0.0.100")? {
-            ensure!(Instant::now() < deadline, "no VIP:\n{}", lvskitd.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (capture, lvskitd) = master_on_lan(lab, lb, &config, &[])?;
         let window_start = std::time::SystemTime::now();
         std::thread::sleep(Duration::from_secs(12));
         let window_end = std::time::SystemTime::now();
@@ -420,31 +436,130 @@ fn vm_lvskitd_misbehaving_checkers_never_delay_adverts() {
             log.contains("failed"),
             "the checkers did not fail as intended:\n{log}"
         );
-        let times: Vec<std::time::SystemTime> = capture
-            .frames()
-            .iter()
-            .filter(|f| f.time >= window_start && f.time <= window_end)
-            .filter(|f| f.ipv4().is_some_and(|ip| ip.protocol == 112))
-            .map(|f| f.time)
-            .collect();
-        let gaps: Vec<f64> = times
-            .windows(2)
-            .map(|w| w[1].duration_since(w[0]).unwrap_or_default().as_secs_f64())
-            .collect();
-        let largest = gaps.iter().copied().fold(0.0, f64::max);
+        let (adverts, largest) = advert_gaps(&capture, window_start, window_end);
         println!(
-            "{} adverts in 12 s under misbehaving checkers; largest gap {largest:.3} s",
-            times.len()
+            "{adverts} adverts in 12 s under misbehaving checkers; largest gap {largest:.3} s"
         );
-        // advert_int 1 s; the slack covers qemu TCG timer jitter on a
-        // shared host, not a stalled sender (that would be a gap of
-        // seconds).
-        ensure!(times.len() >= 11, "only {} adverts", times.len());
-        ensure!(
-            largest < 1.25,
-            "an advert came {largest:.3} s after the one before"
-        );
+        ensure_steady_adverts(adverts, 11, largest)?;
         stop_lvskitd(lb, lvskitd)
+    });
+}
+
+/// The VRRP adverts (IP protocol 112) `capture` saw between `start` and
+/// `end`, and the largest gap between two of them, in seconds.
+fn advert_gaps(
+    capture: &lvskit_testlab::Capture,
+    start: std::time::SystemTime,
+    end: std::time::SystemTime,
+) -> (usize, f64) {
+    let times: Vec<std::time::SystemTime> = capture
+        .frames()
+        .iter()
+        .filter(|f| f.time >= start && f.time <= end)
+        .filter(|f| f.ipv4().is_some_and(|ip| ip.protocol == 112))
+        .map(|f| f.time)
+        .collect();
+    let largest = times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default().as_secs_f64())
+        .fold(0.0, f64::max);
+    (times.len(), largest)
+}
+
+/// At `advert_int 1`: at least `expected` adverts and no gap of 1.25 s or
+/// more. The slack covers qemu TCG timer jitter on a shared host, not a
+/// stalled sender (that would be a gap of seconds).
+fn ensure_steady_adverts(adverts: usize, expected: usize, largest: f64) -> Result<()> {
+    ensure!(adverts >= expected, "only {adverts} adverts");
+    ensure!(
+        largest < 1.25,
+        "an advert came {largest:.3} s after the one before"
+    );
+    Ok(())
+}
+
+/// Isolation under a real panic, forced from outside: lvskitd is moved
+/// into a pids cgroup whose limit is below its thread count, so the kernel
+/// refuses it any new thread. Its FILE_CHECK reads the file through tokio's
+/// blocking pool, whose last thread has idled out between two probes
+/// (`delay_loop 12`, threads idle out after 10 s); the pool then panics
+/// ("OS can't spawn worker thread") inside the probe task. The checker side
+/// must report the failed probe and go on, and the VRRP thread must keep
+/// advertising on time throughout, measured on the wire.
+#[test]
+fn vm_lvskitd_panicking_checker_never_delays_adverts() {
+    run_on_director(|lab, lb| {
+        let dir = lb.dir().to_path_buf();
+        let value = dir.join("value");
+        std::fs::write(&value, "0\n")?;
+        let config = format!(
+            "track_file value {{\n    file {value}\n}}\n\
+             virtual_server 10.0.0.100 80 {{\n    delay_loop 12\n    lb_algo rr\n    lb_kind DR\n    \
+             protocol TCP\n    real_server 10.0.0.11 80 {{\n        warmup 0\n        FILE_CHECK {{\n            \
+             track_file value\n        }}\n    }}\n}}\n",
+            value = value.display(),
+        );
+        let (capture, lvskitd) = master_on_lan(lab, lb, &config, &["-D"])?;
+        // A pids cgroup (cgroup v2) holding lvskitd, closed to new tasks.
+        let root = dir.join("cgroup");
+        std::fs::create_dir(&root)?;
+        // In the VM's own mount namespace (`ip netns exec` makes its own).
+        let mount = |args: &[&std::ffi::OsStr]| -> Result<()> {
+            let status = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .status()?;
+            ensure!(status.success(), "{args:?}: {status}");
+            Ok(())
+        };
+        mount(&[
+            "mount".as_ref(),
+            "-t".as_ref(),
+            "cgroup2".as_ref(),
+            "none".as_ref(),
+            root.as_ref(),
+        ])?;
+        std::fs::write(root.join("cgroup.subtree_control"), "+pids")?;
+        let group = root.join("lvskitd");
+        std::fs::create_dir(&group)?;
+        std::fs::write(group.join("cgroup.procs"), lvskitd.pid().to_string())?;
+        std::fs::write(group.join("pids.max"), "1")?;
+        let window_start = std::time::SystemTime::now();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while !lvskitd.stderr().contains("probe panicked") {
+            ensure!(
+                Instant::now() < deadline,
+                "no probe panicked (pids.events {:?}):\n{}",
+                std::fs::read_to_string(group.join("pids.events")),
+                lvskitd.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Adverts on past the panic, then threads are allowed again (a
+        // clean stop needs one).
+        std::thread::sleep(Duration::from_secs(3));
+        let window_end = std::time::SystemTime::now();
+        std::fs::write(group.join("pids.max"), "max")?;
+        let log = lvskitd.stderr();
+        ensure!(
+            log.contains("probe panicked: OS can't spawn worker thread"),
+            "{log}"
+        );
+        ensure!(
+            log.contains("Check on service [10.0.0.11]:tcp:80 failed"),
+            "{log}"
+        );
+        let seconds = window_end
+            .duration_since(window_start)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let (adverts, largest) = advert_gaps(&capture, window_start, window_end);
+        println!(
+            "{adverts} adverts in {seconds:.1} s while lvskitd could start no thread and a probe \
+             panicked; largest gap {largest:.3} s"
+        );
+        ensure_steady_adverts(adverts, seconds as usize - 1, largest)?;
+        stop_lvskitd(lb, lvskitd)?;
+        mount(&["umount".as_ref(), root.as_ref()])
     });
 }
 
