@@ -51,13 +51,22 @@ fn sets_retry(n: &Node<'_>) -> bool {
 /// Converts a node to a kept directive (no positions).
 pub fn directive(n: &Node<'_>) -> Directive {
     Directive {
-        keyword: n.keyword().text.to_string(),
-        args: n.args().iter().map(|t| t.text.to_string()).collect(),
+        keyword: n.keyword().text.as_str().to_owned(),
+        args: n
+            .args()
+            .iter()
+            .map(|t| t.text.as_str().to_owned())
+            .collect(),
         body: match &n.body {
             Body::None => DirectiveBody::None,
             Body::Values(v) => DirectiveBody::Values(
                 v.iter()
-                    .map(|l| l.tokens.iter().map(|t| t.text.to_string()).collect())
+                    .map(|l| {
+                        l.tokens
+                            .iter()
+                            .map(|t| t.text.as_str().to_owned())
+                            .collect()
+                    })
                     .collect(),
             ),
             Body::Block(ns) => DirectiveBody::Block(ns.iter().map(directive).collect()),
@@ -136,8 +145,8 @@ impl Builder<'_> {
     }
 
     fn unsigned(&mut self, n: &Node<'_>, i: usize, min: i64, max: i64) -> Option<i64> {
-        let t = self.arg(n, i)?.clone();
-        self.number(&t, min, max)
+        let t = self.arg(n, i)?;
+        self.number(t, min, max)
     }
 
     /// A timer in seconds with up to 6 decimals, as keepalived's `read_timer`.
@@ -153,8 +162,16 @@ impl Builder<'_> {
         min_secs: f64,
         max_secs: f64,
     ) -> Option<Duration> {
-        let t = self.arg(n, i)?.clone();
-        match t.text.parse::<f64>() {
+        let t = self.arg(n, i)?;
+        let seconds = match t.text.as_str() {
+            // Whole seconds, the usual case, without the float parser (the
+            // same value: below 1e9 every step of the conversion is exact).
+            s if (1..=9).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(s.bytes().fold(0.0, |v, b| v * 10.0 + f64::from(b - b'0')))
+            }
+            s => s.parse::<f64>(),
+        };
+        match seconds {
             Ok(v) if v.is_finite() && v >= min_secs && v <= max_secs => {
                 Some(Duration::from_micros((v * 1e6).round() as u64))
             }
@@ -198,7 +215,7 @@ impl Builder<'_> {
     }
 
     fn string(&mut self, n: &Node<'_>, i: usize) -> Option<String> {
-        self.arg(n, i).map(|t| t.text.to_string())
+        self.arg(n, i).map(|t| t.text.as_str().to_owned())
     }
 
     /// An optional boolean argument (`keyword [true|false]`); true if absent.
@@ -242,7 +259,7 @@ impl Builder<'_> {
         options: &[(&str, T)],
         message: impl Fn(&str) -> String,
     ) -> Option<T> {
-        let t = self.arg(n, 0)?.clone();
+        let t = self.arg(n, 0)?;
         match options.iter().find(|(k, _)| *k == t.text) {
             Some((_, v)) => Some(v.clone()),
             None => {
@@ -262,7 +279,7 @@ impl Builder<'_> {
 
     fn name(&mut self, n: &Node<'_>, what: &str) -> String {
         match n.args().first() {
-            Some(t) => t.text.to_string(),
+            Some(t) => t.text.as_str().to_owned(),
             None => {
                 self.error(
                     Code::MissingParameter,
@@ -277,7 +294,7 @@ impl Builder<'_> {
 
     fn user_group(&mut self, n: &Node<'_>) -> Option<(String, Option<String>)> {
         let u = self.string(n, 0)?;
-        Some((u, n.args().get(1).map(|t| t.text.to_string())))
+        Some((u, n.args().get(1).map(|t| t.text.as_str().to_owned())))
     }
 
     fn config(&mut self, nodes: &[Node<'_>]) -> Config {
@@ -316,7 +333,12 @@ impl Builder<'_> {
                             .body
                             .values()
                             .iter()
-                            .map(|l| l.tokens.iter().map(|t| t.text.to_string()).collect())
+                            .map(|l| {
+                                l.tokens
+                                    .iter()
+                                    .map(|t| t.text.as_str().to_owned())
+                                    .collect()
+                            })
                             .collect(),
                     });
                 }
@@ -349,7 +371,7 @@ impl Builder<'_> {
         for m in n.body.nodes() {
             match m.name() {
                 "router_id" => match m.args().first() {
-                    Some(t) => g.router_id = Some(t.text.to_string()),
+                    Some(t) => g.router_id = Some(t.text.as_str().to_owned()),
                     None => self.error(
                         Code::MissingParameter,
                         KeepalivedClass::General,
@@ -360,14 +382,14 @@ impl Builder<'_> {
                 "notification_email" => {
                     for l in m.body.values() {
                         g.notification_email
-                            .extend(l.tokens.iter().map(|t| t.text.to_string()));
+                            .extend(l.tokens.iter().map(|t| t.text.as_str().to_owned()));
                     }
                 }
                 "notification_email_from" => g.notification_email_from = self.string(m, 0),
                 "smtp_server" => {
-                    if let Some(t) = self.arg(m, 0).cloned() {
+                    if let Some(t) = self.arg(m, 0) {
                         if host_syntax_ok(&t.text) {
-                            g.smtp_server = Some(t.text.to_string());
+                            g.smtp_server = Some(t.text.as_str().to_owned());
                         } else {
                             self.error(
                                 Code::InvalidAddress,
@@ -377,8 +399,8 @@ impl Builder<'_> {
                             );
                         }
                     }
-                    if let Some(p) = m.args().get(1).cloned()
-                        && let Some(v) = self.number(&p, 1, 65535)
+                    if let Some(p) = m.args().get(1)
+                        && let Some(v) = self.number(p, 1, 65535)
                     {
                         g.smtp_port = v as u16;
                     }
@@ -395,8 +417,8 @@ impl Builder<'_> {
                     fifo.path = self.string(m, 0);
                     fifo.owner = m.args().get(1).map(|u| {
                         (
-                            u.text.to_string(),
-                            m.args().get(2).map(|t| t.text.to_string()),
+                            u.text.as_str().to_owned(),
+                            m.args().get(2).map(|t| t.text.as_str().to_owned()),
                         )
                     });
                 }
@@ -499,7 +521,7 @@ impl Builder<'_> {
         let mut out = Vec::new();
         for l in n.body.values() {
             let mut r = TrackRef {
-                name: l.tokens[0].text.to_string(),
+                name: l.tokens[0].text.as_str().to_owned(),
                 weight: None,
                 reverse: false,
             };
@@ -507,8 +529,8 @@ impl Builder<'_> {
             while i < l.tokens.len() {
                 match l.tokens[i].text.as_str() {
                     "weight" => {
-                        if let Some(t) = l.tokens.get(i + 1).cloned() {
-                            r.weight = self.number(&t, -254, 254).map(|v| v as i32);
+                        if let Some(t) = l.tokens.get(i + 1) {
+                            r.weight = self.number(t, -254, 254).map(|v| v as i32);
                         }
                         i += 2;
                     }
@@ -542,7 +564,8 @@ impl Builder<'_> {
             match m.name() {
                 "group" => {
                     for l in m.body.values() {
-                        g.group.extend(l.tokens.iter().map(|t| t.text.to_string()));
+                        g.group
+                            .extend(l.tokens.iter().map(|t| t.text.as_str().to_owned()));
                     }
                 }
                 "notify_master" => g.notify_master = self.script(m),
@@ -602,7 +625,7 @@ impl Builder<'_> {
         let mut i = 1;
         while i < l.tokens.len() {
             let k = l.tokens[i].text.as_str();
-            let val = l.tokens.get(i + 1).map(|t| t.text.to_string());
+            let val = l.tokens.get(i + 1).map(|t| t.text.as_str().to_owned());
             match (k, val) {
                 ("dev", Some(x)) => v.dev = Some(x),
                 ("scope", Some(x)) => v.scope = Some(x),
@@ -654,7 +677,7 @@ impl Builder<'_> {
         for m in n.body.nodes() {
             match m.name() {
                 "state" => {
-                    let Some(t) = self.arg(m, 0).cloned() else {
+                    let Some(t) = self.arg(m, 0) else {
                         continue;
                     };
                     state = Some(match t.text.as_str() {
@@ -726,19 +749,19 @@ impl Builder<'_> {
                     }
                 }
                 "unicast_src_ip" => {
-                    if let Some(t) = self.arg(m, 0).cloned() {
-                        v.unicast_src_ip = self.ip(&t, "unicast source");
+                    if let Some(t) = self.arg(m, 0) {
+                        v.unicast_src_ip = self.ip(t, "unicast source");
                     }
                 }
                 "mcast_src_ip" => {
-                    if let Some(t) = self.arg(m, 0).cloned() {
-                        v.mcast_src_ip = self.ip(&t, "multicast source");
+                    if let Some(t) = self.arg(m, 0) {
+                        v.mcast_src_ip = self.ip(t, "multicast source");
                     }
                 }
                 "unicast_peer" => {
                     for l in m.body.values() {
-                        let t = l.tokens[0].clone();
-                        if let Some(a) = self.ip(&t, "unicast peer") {
+                        let t = &l.tokens[0];
+                        if let Some(a) = self.ip(t, "unicast peer") {
                             v.unicast_peer.push(a);
                         }
                     }
@@ -863,14 +886,16 @@ impl Builder<'_> {
     }
 
     fn service(&mut self, n: &Node<'_>) -> Option<ServiceAddress> {
-        let first = self.arg(n, 0)?.clone();
+        let first = self.arg(n, 0)?;
         match first.text.as_str() {
             "fwmark" => {
-                let t = self.arg(n, 1)?.clone();
-                let v = self.number(&t, 1, i64::from(u32::MAX))?;
+                let t = self.arg(n, 1)?;
+                let v = self.number(t, 1, i64::from(u32::MAX))?;
                 Some(ServiceAddress::Fwmark(v as u32))
             }
-            "group" => Some(ServiceAddress::Group(self.arg(n, 1)?.text.to_string())),
+            "group" => Some(ServiceAddress::Group(
+                self.arg(n, 1)?.text.as_str().to_owned(),
+            )),
             text => {
                 let Ok(ip) = text.parse::<IpAddr>() else {
                     let mut d = Diagnostic::error(
@@ -890,8 +915,8 @@ impl Builder<'_> {
                     self.push(d);
                     return None;
                 };
-                let port = match n.args().get(1).cloned() {
-                    Some(p) => self.number(&p, 0, 65535)? as u16,
+                let port = match n.args().get(1) {
+                    Some(p) => self.number(p, 0, 65535)? as u16,
                     None => 0,
                 };
                 Some(ServiceAddress::Address { ip, port })
@@ -971,12 +996,12 @@ impl Builder<'_> {
                 }
                 "virtualhost" => vs.virtualhost = self.string(m, 0),
                 "sorry_server" => {
-                    let Some(t) = self.arg(m, 0).cloned() else {
+                    let Some(t) = self.arg(m, 0) else {
                         continue;
                     };
-                    if let Some(ip) = self.ip(&t, "sorry server") {
-                        let port = match m.args().get(1).cloned() {
-                            Some(p) => self.number(&p, 0, 65535).unwrap_or(0) as u16,
+                    if let Some(ip) = self.ip(t, "sorry server") {
+                        let port = match m.args().get(1) {
+                            Some(p) => self.number(p, 0, 65535).unwrap_or(0) as u16,
                             None => 0,
                         };
                         vs.sorry_server = Some((ip, port));
@@ -1113,7 +1138,7 @@ impl Builder<'_> {
         vs: &VirtualServer,
         vs_port: u16,
     ) -> Option<RealServer> {
-        let t = self.arg(n, 0)?.clone();
+        let t = self.arg(n, 0)?;
         let Ok(address) = t.text.parse::<IpAddr>() else {
             let mut d = Diagnostic::error(
                 Code::InvalidAddress,
@@ -1130,8 +1155,8 @@ impl Builder<'_> {
             self.push(d);
             return None;
         };
-        let port = match n.args().get(1).cloned() {
-            Some(p) => self.number(&p, 0, 65535)? as u16,
+        let port = match n.args().get(1) {
+            Some(p) => self.number(p, 0, 65535)? as u16,
             None => vs_port,
         };
         let mut rs = RealServer {
@@ -1219,8 +1244,8 @@ impl Builder<'_> {
             }
             match (m.name(), &mut kind) {
                 ("connect_ip", _) => {
-                    if let Some(t) = self.arg(m, 0).cloned()
-                        && let Some(a) = self.ip(&t, "connect_ip")
+                    if let Some(t) = self.arg(m, 0)
+                        && let Some(a) = self.ip(t, "connect_ip")
                     {
                         c.connect_ip = a;
                     }
@@ -1231,8 +1256,8 @@ impl Builder<'_> {
                     }
                 }
                 ("bindto", _) => {
-                    if let Some(t) = self.arg(m, 0).cloned() {
-                        c.bind_ip = self.ip(&t, "bindto");
+                    if let Some(t) = self.arg(m, 0) {
+                        c.bind_ip = self.ip(t, "bindto");
                     }
                 }
                 ("bind_port", _) => {
@@ -1333,7 +1358,7 @@ impl Builder<'_> {
                 "digest" => u.digest = self.string(m, 0),
                 "status_code" => u
                     .status_code
-                    .extend(m.args().iter().map(|t| t.text.to_string())),
+                    .extend(m.args().iter().map(|t| t.text.as_str().to_owned())),
                 "virtualhost" => u.virtualhost = self.string(m, 0),
                 _ => self.keep(m, &mut u.extra),
             }
@@ -1375,8 +1400,7 @@ impl Builder<'_> {
             return;
         }
         if let Some(p) = t.get(1) {
-            let p = p.clone();
-            self.number(&p, 0, 65535);
+            self.number(p, 0, 65535);
         }
     }
 
@@ -1560,6 +1584,37 @@ mod tests {
              DNS_CHECK {{\n }}\n MISC_CHECK {{\n misc_path /bin/true\n }}\n \
              MISC_CHECK {{\n misc_path /bin/true\n retry 2\n }}\n TCP_CHECK {{\n }}\n }}\n}}\n"
         )
+    }
+
+    #[test]
+    fn whole_second_timers_read_as_the_float_parser_reads_them() {
+        use std::time::Duration;
+        // (delay_loop as written, what it is; None: rejected, default 60 s)
+        let cases = [
+            ("6", Some(Duration::from_secs(6))),
+            ("000000007", Some(Duration::from_secs(7))),
+            ("999999999", Some(Duration::from_secs(999_999_999))),
+            ("1234567890", Some(Duration::from_secs(1_234_567_890))),
+            ("1.5", Some(Duration::from_millis(1500))),
+            ("0", None),
+            ("6x", None),
+        ];
+        for (written, expected) in cases {
+            let text = with_checkers(&format!("delay_loop {written}"), "");
+            let parsed = crate::parse_str(&text, &crate::Options::offline());
+            let vs = &parsed.config.virtual_servers[0];
+            let rejected = parsed
+                .diagnostics
+                .iter()
+                .any(|d| d.code == crate::diag::Code::InvalidNumber);
+            assert_eq!(rejected, expected.is_none(), "{written}");
+            let default = Duration::from_secs(60);
+            assert_eq!(
+                vs.timing.delay_loop,
+                expected.unwrap_or(default),
+                "{written}"
+            );
+        }
     }
 
     #[test]
