@@ -1187,6 +1187,10 @@ impl<'a> Pre<'a> {
         // last word ends.
         let mut piece: Option<(usize, usize, usize)> = None;
         let mut i = start;
+        // Indentation comes in runs of four spaces: skip them four at a time.
+        while b.get(i..).and_then(<[u8]>::first_chunk) == Some(b"    ") {
+            i += 4;
+        }
         let next = loop {
             let class = b.get(i).map_or(Class::Newline, |c| CLASSES[*c as usize]);
             match class {
@@ -1846,7 +1850,7 @@ mod tests {
     #[test]
     fn fast_path_matches_general_path() {
         // A trailing comment sends every line through the general path.
-        let plain = "vrrp_instance V { state MASTER }\n  virtual_server 10.0.0.1 80 {\n\tdelay_loop 6 }\n}}{ x\n notify_master /bin/a b\n a{b}c\t\n\n   \nk v\r\n";
+        let plain = "vrrp_instance V { state MASTER }\n  virtual_server 10.0.0.1 80 {\n\tdelay_loop 6 }\n}}{ x\n notify_master /bin/a b\n a{b}c\t\n\n   \nk v\r\n    four\n         nine {\n        }\n    \t x\n";
         let commented: String = plain.lines().map(|l| format!("{l} # c\n")).collect();
         let a = pre(plain);
         let b = pre(&commented);
