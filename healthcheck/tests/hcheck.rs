@@ -71,11 +71,23 @@ impl Hcheck {
 
     /// The next transition: (`UP` or `DOWN`, reason).
     async fn next(&mut self) -> (String, String) {
+        self.next_at().await.1
+    }
+
+    /// The next transition with its time in seconds since `hcheck` started.
+    async fn next_at(&mut self) -> (f64, (String, String)) {
         let line = tokio::time::timeout(LINE_WAIT, self.lines.recv())
             .await
             .unwrap_or_else(|_| panic!("hcheck printed nothing for {LINE_WAIT:?}"))
             .expect("hcheck exited");
-        parse_line(&line).unwrap_or_else(|| panic!("not a transition line: {line:?}"))
+        let at = line
+            .trim_start()
+            .split_once("s ")
+            .and_then(|(seconds, _)| seconds.parse().ok())
+            .unwrap_or_else(|| panic!("no time at the start of {line:?}"));
+        let transition =
+            parse_line(&line).unwrap_or_else(|| panic!("not a transition line: {line:?}"));
+        (at, transition)
     }
 }
 
@@ -144,6 +156,32 @@ async fn alpha_starts_down_until_a_first_success() {
     // Failures while down print nothing; the first success does.
     let _listener = std::net::TcpListener::bind(refused).unwrap();
     assert_eq!(hcheck.next().await, up("check succeeded"));
+}
+
+/// `--warmup 4`: each run's first check comes after its own random delay
+/// in 0..=4 s, where without it the first check is due at once. Eight runs
+/// start together; all eight drawing under 1 s has probability 4^-8
+/// (1.5e-5), so the latest first check past 1 s shows the delay applied.
+/// The upper bound allows 5 s past the warmup for a loaded machine.
+#[tokio::test]
+async fn warmup_delays_the_first_check_randomly() {
+    let listener = std::net::TcpListener::bind((unique_loopback(), 0)).unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let mut runs: Vec<Hcheck> = (0..8)
+        .map(|_| Hcheck::start(&args("tcp", &target, &["--warmup", "4"])))
+        .collect();
+    let mut firsts = Vec::new();
+    for run in &mut runs {
+        let (at, transition) = run.next_at().await;
+        assert_eq!(transition, up("check succeeded"));
+        firsts.push(at);
+    }
+    let latest = firsts.iter().copied().fold(0.0, f64::max);
+    assert!(latest > 1.0, "no first check was delayed: {firsts:?}");
+    assert!(
+        firsts.iter().all(|at| *at <= 4.0 + 5.0),
+        "a first check came long after the warmup: {firsts:?}"
+    );
 }
 
 #[tokio::test]
