@@ -20,18 +20,26 @@
 //! `http`) right before the checker, against the same servers, so the two
 //! see the same machine load.
 //!
-//! Figures, shared 2-core host at load average 13-15, under `chrt -f 10`,
-//! two 60 s rounds with the bare loop measured before each checker phase:
-//! - TCP_CHECK, 10,000 servers every 1 s: p99 lateness 4 ms in both rounds
-//!   (p99.9 9-13 ms; the bare loop 4-8 ms), target < 50 ms; before each
-//!   probe was timed from its own end, 23-47 ms in 15 s phases. CPU 0.501
-//!   and 0.513 core, target <= 0.5 (the bare loop 0.461 and 0.473): 50.8 us
-//!   per check against 46.8 us, 1.09x, target <= 1.5x. 87% of it is system
-//!   time: on loopback the kernel handles the server's side of each
-//!   handshake and close mostly in the connecting process's context.
-//! - HTTP_GET, 2,000 servers every 1 s (one round, load 15-19): p99 2 ms
-//!   (bare connect + GET loop 2 ms), CPU 0.176 core, 88.1 us per check
-//!   against 83.4 us, 1.06x.
+//! Figures, shared 2-core host at load average 7-10 (other builds and
+//! tests running), under `chrt -f 10`, two 60 s rounds with the bare loop
+//! measured before each checker phase:
+//! - TCP_CHECK, 10,000 servers every 1 s: p99 lateness 5 and 3 ms (p99.9
+//!   27 and 6 ms; the bare loop 5 and 4 ms), target < 50 ms. CPU 0.395 and
+//!   0.401 core, target <= 0.5 (the bare loop 0.478 both rounds): 39.9 us
+//!   per check against 47.9 us, 0.83x, target <= 1.5x. The checker costs
+//!   less than the bare loop because its TCP connect does not go through
+//!   the reactor when the handshake completed inside connect(2), as it does
+//!   on loopback (see `probe::tcp`): no `epoll_ctl` add and delete, no
+//!   `SO_ERROR` read, no wake-up. Against servers on other hosts the
+//!   handshake is never complete by then, the reactor path is taken, and
+//!   the checker costs about what the bare loop does (1.06-1.09x measured
+//!   on loopback before the change). 89% of the rest is system time: the
+//!   kernel runs the server's side of each handshake and close in the
+//!   connecting process's softirq (perf: connect 42%, close 25%, socket 7%
+//!   of the checker's samples before that change).
+//! - HTTP_GET, 2,000 servers every 1 s (one round, load 7-10): p99 4 ms
+//!   (bare connect + GET loop 2 ms), CPU 0.183 core, 91.8 us per check
+//!   against 81.5 us, 1.13x.
 //!
 //! Re-measure on a quiet host with
 //! `cargo build --release -p lvskit-healthcheck --example hc_bench`, then
