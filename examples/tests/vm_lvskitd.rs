@@ -380,6 +380,44 @@ fn vm_lvskitd_ha_suspend_follows_the_virtual_address() {
     });
 }
 
+/// `lb_kind TUN` and `lvs_method TUN` with keepalived's tunnel options
+/// reach the kernel: each destination carries its encapsulation (GUE with
+/// its port and checksum flag, GRE), as Debian's `ipvsadm --tun-info`
+/// lists them.
+#[test]
+fn vm_lvskitd_tunnel_options_reach_the_kernel() {
+    run_on_director(|_, lb| {
+        let config = "virtual_server 10.0.0.100 80 {\n    lb_algo rr\n    \
+                      lb_kind TUN type gue port 6080 csum\n    protocol TCP\n    \
+                      real_server 10.0.0.11 80 {\n    }\n    \
+                      real_server 10.0.0.12 80 {\n        lvs_method TUN type gre\n    }\n}\n";
+        let lvskitd = start_lvskitd(lb, config)?;
+        let tunnelled = [("10.0.0.11:80", "Tunnel", 1), ("10.0.0.12:80", "Tunnel", 1)];
+        wait_for_table(
+            lb,
+            &lvskitd,
+            &[(SERVICE, &tunnelled)],
+            Duration::from_secs(60),
+        )?;
+        let listed = lb
+            .exec(["/usr/sbin/ipvsadm", "-Ln", "--tun-info"])?
+            .stdout
+            .to_lowercase();
+        println!("{listed}");
+        let row = |address: &str| {
+            listed
+                .lines()
+                .find(|l| l.contains(address))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        // ipvsadm writes type:port:checksum, `+c` for csum, `-c` for none.
+        ensure!(row("10.0.0.11:80").contains(" gue:6080:+c "), "{listed}");
+        ensure!(row("10.0.0.12:80").contains(" gre:-c "), "{listed}");
+        stop_lvskitd(lb, lvskitd)
+    });
+}
+
 /// `lb` on a captured bridge at 10.0.0.2/24, running lvskitd (`flags`)
 /// with `config` after a master VRRP instance (`advert_int 1`, VIP
 /// 10.0.0.100); returns once it holds the VIP.

@@ -930,6 +930,7 @@ impl Builder<'_> {
             service: service.clone().unwrap_or(ServiceAddress::Fwmark(0)),
             lb_algo: Scheduler::Wlc,
             lb_kind: ForwardingMethod::Nat,
+            lb_kind_options: Vec::new(),
             protocol: Protocol::Udp,
             persistence_timeout: None,
             virtualhost: None,
@@ -974,6 +975,12 @@ impl Builder<'_> {
                         format!("unknown [{o}] routing method for virtual server")
                     }) {
                         vs.lb_kind = x;
+                        vs.lb_kind_options = m
+                            .args()
+                            .iter()
+                            .skip(1)
+                            .map(|t| t.text.to_string())
+                            .collect();
                         kind = true;
                     }
                 }
@@ -1631,6 +1638,20 @@ mod tests {
         );
         let kept = kept_directives(&parsed.config.global.extra);
         assert_eq!(kept, [("lvs_sync_daemon", vec!["eth0", "VI_1", "id", "7"])]);
+    }
+
+    #[test]
+    fn lb_kind_keeps_its_tunnel_options_through_a_format() {
+        let text = "virtual_server 10.0.0.1 80 {\n lb_kind TUN type gue port 6080 csum\n}\n";
+        let parsed = crate::parse_str(text, &crate::Options::offline());
+        let vs = &parsed.config.virtual_servers[0];
+        assert_eq!(vs.lb_kind, crate::model::ForwardingMethod::Tun);
+        assert_eq!(vs.lb_kind_options, ["type", "gue", "port", "6080", "csum"]);
+        let again = crate::parse_str(
+            &crate::format::format(&parsed.config),
+            &crate::Options::offline(),
+        );
+        assert_eq!(again.config.virtual_servers, parsed.config.virtual_servers);
     }
 
     #[test]

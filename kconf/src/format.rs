@@ -403,7 +403,9 @@ impl Formatter {
         self.open(&head);
         self.timing(&vs.timing);
         self.kv("lb_algo", vs.lb_algo.name());
-        self.kv("lb_kind", vs.lb_kind.name());
+        let mut lb_kind = vec!["lb_kind".to_owned(), vs.lb_kind.name().to_owned()];
+        lb_kind.extend(vs.lb_kind_options.iter().cloned());
+        self.line(&lb_kind);
         self.kv("protocol", vs.protocol.name());
         if let Some(p) = vs.persistence_timeout {
             self.kv("persistence_timeout", seconds(p));

@@ -487,6 +487,8 @@ pub struct VirtualServer {
     pub lb_algo: Scheduler,
     /// `lb_kind` (default NAT).
     pub lb_kind: ForwardingMethod,
+    /// What follows `lb_kind TUN` (`type gue port 6080 csum`), as written.
+    pub lb_kind_options: Vec<String>,
     /// `protocol`.
     pub protocol: Protocol,
     /// `persistence_timeout`.

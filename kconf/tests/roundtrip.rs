@@ -398,6 +398,7 @@ fn virtual_server() -> impl Strategy<Value = VirtualServer> {
                             ForwardingMethod::Dr,
                             ForwardingMethod::Tun,
                         ][kind],
+                        lb_kind_options: Vec::new(),
                         protocol: [Protocol::Tcp, Protocol::Udp, Protocol::Sctp][proto],
                         persistence_timeout: persistence.map(Duration::from_secs),
                         virtualhost: vhost,

@@ -9,7 +9,8 @@ use lvskit_healthcheck::{
 };
 use lvskit_ipvs::{
     AsyncHandle, DaemonState, Desired, DesiredService, Destination, Family, ForwardingMethod,
-    Protocol, SchedulerName, Scope, Service, ServiceFlags, ServiceKey, SyncDaemon,
+    Protocol, SchedulerName, Scope, Service, ServiceFlags, ServiceKey, SyncDaemon, TunnelFlags,
+    TunnelType,
 };
 use lvskit_kconf::model as kconf;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -177,7 +178,9 @@ fn virtual_server(config: &kconf::Config, vs: &kconf::VirtualServer) -> Result<V
     let default_forwarding = match vs.lb_kind {
         kconf::ForwardingMethod::Nat => ForwardingMethod::Masq,
         kconf::ForwardingMethod::Dr => ForwardingMethod::DirectRoute,
-        kconf::ForwardingMethod::Tun => ForwardingMethod::TUNNEL,
+        kconf::ForwardingMethod::Tun => {
+            tunnel(&vs.lb_kind_options).with_context(|| format!("{name}: lb_kind TUN"))?
+        }
     };
     let forwarding_of = |extra: &[kconf::Directive], keyword: &str| {
         lvs_method(extra, keyword, default_forwarding).with_context(|| format!("{name}: {keyword}"))
@@ -232,8 +235,8 @@ fn virtual_server(config: &kconf::Config, vs: &kconf::VirtualServer) -> Result<V
     })
 }
 
-/// `lvs_method NAT|DR|TUN` (or `sorry_server_lvs_method`) among `extra`,
-/// else `default`.
+/// `lvs_method NAT|DR|TUN [tunnel options]` (or `sorry_server_lvs_method`)
+/// among `extra`, else `default`.
 fn lvs_method(
     extra: &[kconf::Directive],
     keyword: &str,
@@ -242,18 +245,63 @@ fn lvs_method(
     let Some(directive) = extra.iter().find(|d| d.keyword == keyword) else {
         return Ok(default);
     };
-    match directive
-        .args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["NAT"] => Ok(ForwardingMethod::Masq),
-        ["DR"] => Ok(ForwardingMethod::DirectRoute),
-        ["TUN"] => Ok(ForwardingMethod::TUNNEL),
-        other => bail!("expected NAT, DR or TUN (tunnel options are not mapped), not {other:?}"),
+    match directive.args.split_first() {
+        Some((method, [])) if method == "NAT" => Ok(ForwardingMethod::Masq),
+        Some((method, [])) if method == "DR" => Ok(ForwardingMethod::DirectRoute),
+        Some((method, options)) if method == "TUN" => tunnel(options),
+        _ => bail!(
+            "expected NAT, DR or TUN [tunnel options], not {:?}",
+            directive.args
+        ),
     }
+}
+
+/// The options after `TUN`, as keepalived takes them: `type ipip|gue|gre`
+/// (default ipip), `port N` (GUE's UDP port: required for GUE, refused
+/// otherwise), and one of `nocsum` (default), `csum`, `remcsum` (not with
+/// ipip; `remcsum` not with gre).
+fn tunnel(options: &[String]) -> Result<ForwardingMethod> {
+    let mut tunnel_type = TunnelType::Ipip;
+    let mut port = 0u16;
+    let mut flags = TunnelFlags::empty();
+    let mut words = options.iter().map(String::as_str);
+    while let Some(word) = words.next() {
+        match word {
+            "type" => {
+                tunnel_type = match words.next() {
+                    Some("ipip") => TunnelType::Ipip,
+                    Some("gue") => TunnelType::Gue,
+                    Some("gre") => TunnelType::Gre,
+                    other => bail!("tunnel type {other:?}: expected ipip, gue or gre"),
+                }
+            }
+            "port" => {
+                port = words
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .filter(|p| *p > 0)
+                    .context("tunnel port must be 1-65535")?;
+            }
+            "nocsum" => flags = TunnelFlags::empty(),
+            "csum" => flags = TunnelFlags::CSUM,
+            "remcsum" => flags = TunnelFlags::REMCSUM,
+            other => bail!("unknown tunnel option {other:?}"),
+        }
+    }
+    if (tunnel_type == TunnelType::Gue) != (port != 0) {
+        bail!("a gue tunnel needs a port, and only a gue tunnel takes one");
+    }
+    if tunnel_type == TunnelType::Ipip && !flags.is_empty() {
+        bail!("an ipip tunnel has no checksum option");
+    }
+    if tunnel_type == TunnelType::Gre && flags == TunnelFlags::REMCSUM {
+        bail!("a gre tunnel has no remote checksum option");
+    }
+    Ok(ForwardingMethod::Tunnel {
+        tunnel_type,
+        port,
+        flags,
+    })
 }
 
 /// `lvs_sync_daemon IFACE INSTANCE [id N]` of `global_defs`.
@@ -907,6 +955,50 @@ mod tests {
 
     fn parse(text: &str) -> kconf::Config {
         lvskit_kconf::parse_str(text, &lvskit_kconf::Options::offline()).config
+    }
+
+    #[test]
+    fn tunnel_options_map_to_the_ipvs_encapsulation() {
+        let text = "virtual_server 10.0.0.100 80 {\n lb_algo rr\n lb_kind TUN type gue port 6080 csum\n \
+                    sorry_server 10.0.0.9 80\n sorry_server_lvs_method TUN\n \
+                    real_server 10.0.0.11 80 {\n }\n \
+                    real_server 10.0.0.12 80 {\n lvs_method TUN type gre csum\n }\n \
+                    real_server 10.0.0.13 80 {\n lvs_method DR\n }\n}\n";
+        let vs = &plan(&parse(text)).unwrap()[0];
+        let tunnel = |tunnel_type, port, flags| ForwardingMethod::Tunnel {
+            tunnel_type,
+            port,
+            flags,
+        };
+        assert_eq!(
+            vs.forwarding,
+            [
+                tunnel(TunnelType::Gue, 6080, TunnelFlags::CSUM),
+                tunnel(TunnelType::Gre, 0, TunnelFlags::CSUM),
+                ForwardingMethod::DirectRoute,
+            ]
+        );
+        assert_eq!(vs.sorry_forwarding, ForwardingMethod::TUNNEL);
+        // keepalived's rules: gue needs a port and only gue takes one, ipip
+        // has no checksum option, gre no remote checksum.
+        for (options, error) in [
+            ("type gue", "needs a port"),
+            ("port 6080", "only a gue tunnel"),
+            ("csum", "no checksum"),
+            ("type gre remcsum", "no remote checksum"),
+            ("type vxlan", "expected ipip, gue or gre"),
+            ("port 0 type gue", "1-65535"),
+            ("fast", "unknown tunnel option"),
+        ] {
+            let text = format!(
+                "virtual_server 10.0.0.100 80 {{\n lb_algo rr\n lb_kind TUN {options}\n}}\n"
+            );
+            let refused = plan(&parse(&text)).unwrap_err();
+            assert!(
+                format!("{refused:#}").contains(error),
+                "{options}: {refused:#}"
+            );
+        }
     }
 
     #[test]
