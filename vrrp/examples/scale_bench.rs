@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use lvskit_testlab::keepalived::{Keepalived, VrrpInstance, config};
 use lvskit_testlab::{Lab, Node, require_root};
-use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceOptions, unspecified};
+use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceSpec, unspecified};
 use lvskit_vrrp::{Config, VirtualAddress};
 
 #[derive(Debug, Parser)]
@@ -61,7 +61,7 @@ fn daemon(args: &Args, interface: &str, priority: u8) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut driver = Driver::new(interface, DriverOptions::default()).await?;
+        let mut driver = Driver::new(DriverOptions::default())?;
         for vrid in 1..=args.count {
             let address = VirtualAddress::new(vip(vrid).parse()?);
             let mut config = Config::new(vrid, unspecified(false), vec![address]);
@@ -70,7 +70,7 @@ fn daemon(args: &Args, interface: &str, priority: u8) -> Result<()> {
             // As the testlab's keepalived configuration: no second GARP burst.
             config.garp.master_delay = Duration::ZERO;
             driver
-                .add_instance(config, InstanceOptions::default())
+                .add_instance(InstanceSpec::new(interface, config))
                 .await?;
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceOptions, parse_vip, unspecified};
+use lvskit_vrrp::linux::driver::{
+    Driver, DriverOptions, InstanceOptions, InstanceSpec, parse_vip, unspecified,
+};
 use lvskit_vrrp::linux::script::{ScriptRunner, ScriptUser};
 use lvskit_vrrp::{
     Authentication, ChecksumMode, Config, InitialState, Scope, Track, TrackKind, UnicastPeer,
@@ -234,8 +236,14 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut driver = Driver::new(&args.interface, options).await?;
-        driver.add_instance(config, instance_options).await?;
+        let mut driver = Driver::new(options)?;
+        driver
+            .add_instance(InstanceSpec {
+                interface: args.interface.clone(),
+                config,
+                options: instance_options,
+            })
+            .await?;
         tracing::info!(interface = %args.interface, vrid = args.vrid, "vrrpd started");
         driver.run(shutdown_signal()).await?;
         tracing::info!("vrrpd stopped");

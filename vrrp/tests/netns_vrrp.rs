@@ -1138,7 +1138,7 @@ fn netns_vrrpd_track_interface() -> Result<()> {
 /// VIP is where it should be.
 #[test]
 fn netns_driver_publishes_transitions() -> Result<()> {
-    use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceOptions, StateTransition};
+    use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceSpec, StateTransition};
     use lvskit_vrrp::{Config, Reason, State, VirtualAddress};
     use tokio::sync::broadcast;
 
@@ -1156,9 +1156,9 @@ fn netns_driver_publishes_transitions() -> Result<()> {
             config.priority = 100;
             config.name = "VI_58".into();
             config.advert_interval = Duration::from_millis(100);
-            let mut driver = Driver::new("eth0", DriverOptions::default()).await?;
+            let mut driver = Driver::new(DriverOptions::default())?;
             driver
-                .add_instance(config, InstanceOptions::default())
+                .add_instance(InstanceSpec::new("eth0", config))
                 .await?;
             let mut transitions = driver.transitions();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -4,8 +4,10 @@
 //!
 //! Structure:
 //!
-//! - VRRP runs on its own thread with its own runtime ([`vrrp::spawn`]):
-//!   a slow or panicking checker cannot delay an advertisement.
+//! - VRRP runs on its own thread with its own runtime ([`vrrp::Vrrp`]):
+//!   a slow or panicking checker cannot delay an advertisement. Sync
+//!   groups run there too; a reload reaches it as additions, in-place
+//!   updates and removals ([`vrrp::Vrrp::reload`]).
 //! - Checks, pools and IPVS run on the main runtime ([`lvs::Lvs`]); the
 //!   checker task is restarted if it dies.
 //! - Each instance's role reaches the main loop from the kernel's address
@@ -141,20 +143,17 @@ pub async fn run(settings: Settings) -> Result<()> {
     let (roles_tx, mut roles) = tokio::sync::mpsc::unbounded_channel();
     let (monitor, mut transitions) = monitor::VrrpMonitor::new();
     let mut notifier = notify::Notifier::start(&config)?;
-    let vrrp_thread = if settings.vrrp {
-        let plan = vrrp::plan(&config)?;
-        let watched = vrrp::Watched::from_plan(&plan);
-        tokio::spawn(async move {
-            if let Err(e) = vrrp::watch_roles(watched, roles_tx).await {
-                tracing::error!("role watcher: {e:#}");
-            }
-        });
-        Some(vrrp::spawn(
-            plan,
-            stop_rx,
-            monitor.clone(),
-            settings.keep_vips,
-        )?)
+    let mut vrrp = if settings.vrrp {
+        Some(
+            vrrp::Vrrp::start(
+                vrrp::plan(&config)?,
+                stop_rx,
+                monitor.clone(),
+                settings.keep_vips,
+                roles_tx,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -182,7 +181,7 @@ pub async fn run(settings: Settings) -> Result<()> {
             _ = hangup.recv() => {
                 tracing::info!("Reloading");
                 sdnotify::notify(sdnotify::Message::Reloading);
-                match reload(&settings, &config, lvs.as_mut()).await {
+                match reload(&settings, &config, lvs.as_mut(), vrrp.as_mut()).await {
                     Ok(Some(new)) => config = new,
                     Ok(None) => {}
                     Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
@@ -216,6 +215,9 @@ pub async fn run(settings: Settings) -> Result<()> {
                 }
             }
             Some(transition) = transitions.recv() => notifier.vrrp(&config, &transition),
+            group = async { match vrrp.as_mut() { Some(v) => v.next_group_transition().await, None => std::future::pending().await } } => {
+                notifier.group(&config, &group.group, group.event);
+            }
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 if let Err(e) = serve_client(stream, &status, &monitor, lvs.as_ref(), &config).await {
@@ -227,11 +229,12 @@ pub async fn run(settings: Settings) -> Result<()> {
 
     sdnotify::notify(sdnotify::Message::Stopping);
     let _ = stop_tx.send(true);
-    if let Some(thread) = vrrp_thread {
-        match tokio::task::spawn_blocking(move || thread.join()).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!("VRRP: {e:#}"),
-            _ => tracing::error!("the VRRP thread panicked"),
+    // The groups' STOP, sent as the driver shut down.
+    let mut stopped_groups = Vec::new();
+    if let Some(vrrp) = vrrp.take() {
+        match vrrp.join().await {
+            Ok(groups) => stopped_groups = groups,
+            Err(e) => tracing::error!("VRRP: {e:#}"),
         }
     }
     if let Some(server) = metrics_server {
@@ -245,6 +248,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         }
     })
     .await;
+    for group in stopped_groups {
+        notifier.group(&config, &group.group, group.event);
+    }
     if let Some(lvs) = lvs {
         lvs.shutdown(settings.keep_ipvs).await?;
     }
@@ -350,24 +356,28 @@ async fn serve_client(
     }
 }
 
-/// SIGHUP: parse again; apply the virtual-server part by difference.
-/// Returns the new configuration if it was taken.
+/// SIGHUP: parse again; apply the VRRP and virtual-server parts by
+/// difference. Returns the new configuration if it was taken.
 async fn reload(
     settings: &Settings,
     running: &lvskit_kconf::Config,
     lvs: Option<&mut lvs::Lvs>,
+    vrrp: Option<&mut vrrp::Vrrp>,
 ) -> Result<Option<lvskit_kconf::Config>> {
     let parsed = load(&settings.config_file, settings.config_id.as_deref());
     if parsed.exit_code() == 4 {
         bail!("new configuration cannot be used:\n{}", parsed.render());
     }
     let config = parsed.config;
-    if config.vrrp_instances != running.vrrp_instances
-        || config.vrrp_sync_groups != running.vrrp_sync_groups
+    if let Some(vrrp) = vrrp
+        && (config.vrrp_instances != running.vrrp_instances
+            || config.vrrp_sync_groups != running.vrrp_sync_groups)
     {
-        tracing::warn!(
-            "VRRP settings changed: lvskitd applies VRRP changes at restart only; the running instances keep their settings"
-        );
+        // Applied change by change; one that fails is logged and the rest
+        // still apply.
+        if let Err(e) = vrrp.reload(&config).await {
+            tracing::error!("VRRP reload: {e:#}");
+        }
     }
     if let Some(lvs) = lvs {
         lvs.reload(lvs::plan(&config)?, lvs::sync_settings(&config)?)

@@ -51,12 +51,9 @@ impl VrrpMonitor {
         snapshots: watch::Receiver<Vec<InstanceSnapshot>>,
         transitions: broadcast::Receiver<StateTransition>,
     ) {
-        self.lock().push(snapshots.clone());
-        self.runtime.spawn(forward_transitions(
-            transitions,
-            snapshots,
-            self.transitions.clone(),
-        ));
+        self.lock().push(snapshots);
+        self.runtime
+            .spawn(forward_transitions(transitions, self.transitions.clone()));
     }
 
     /// The latest snapshot of every instance of every driver.
@@ -105,24 +102,18 @@ impl VrrpMonitor {
 }
 
 /// Forwards each transition of one driver, with the instance's effective
-/// priority from its latest snapshot, until the driver is gone.
+/// priority as the driver reported it, until the driver is gone.
 async fn forward_transitions(
     mut driver: broadcast::Receiver<StateTransition>,
-    snapshots: watch::Receiver<Vec<InstanceSnapshot>>,
     transitions: mpsc::UnboundedSender<Transition>,
 ) {
     loop {
         match driver.recv().await {
             Ok(transition) => {
-                let priority = snapshots
-                    .borrow()
-                    .iter()
-                    .find(|i| i.name == transition.instance)
-                    .map_or(0, |i| i.effective_priority);
                 let _ = transitions.send(Transition {
                     instance: transition.instance.to_string(),
                     state: transition.to,
-                    priority,
+                    priority: transition.priority,
                 });
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {

@@ -14,6 +14,7 @@
 //!
 //! ```text
 //! INSTANCE "VI_1" MASTER 100
+//! GROUP "VG_1" MASTER 0
 //! VS [10.0.0.100]:tcp:80 UP
 //! RS [10.0.0.11]:tcp:80 [10.0.0.100]:tcp:80 DOWN
 //! ```
@@ -21,8 +22,8 @@
 use super::lvs::{HealthScripts, ServiceHealth};
 use anyhow::{Context, Result, bail};
 use lvskit_kconf::model::{self as kconf, NotifyFifo, Script};
-use lvskit_vrrp::State;
 use lvskit_vrrp::linux::script::{ScriptOutcome, ScriptRunner, ScriptUser};
+use lvskit_vrrp::{NotifyEvent, State};
 use std::io::Write as _;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::PathBuf;
@@ -59,6 +60,12 @@ pub fn instance_line(transition: &Transition) -> String {
         state_word(transition.state),
         transition.priority
     )
+}
+
+/// `GROUP "VG_1" MASTER 0`: a sync group's line, whose priority field
+/// is always 0.
+pub fn group_line(group: &str, state: &str) -> String {
+    format!("GROUP \"{group}\" {state} 0\n")
 }
 
 fn up_down(up: bool) -> &'static str {
@@ -257,6 +264,35 @@ impl Notifier {
         }
     }
 
+    /// A sync group changed state (all its members did): the FIFO line
+    /// `GROUP "name" STATE 0`, then the group's scripts (`notify_<state>`
+    /// with no argument, `notify` with `GROUP name STATE 0`).
+    pub fn group(&mut self, config: &kconf::Config, group: &str, event: NotifyEvent) {
+        let state = event.keepalived_name();
+        let line = group_line(group, state);
+        for fifo in [&mut self.all, &mut self.vrrp].into_iter().flatten() {
+            fifo.write(&line);
+        }
+        while self.scripts.try_join_next().is_some() {}
+        let Some(sg) = config.vrrp_sync_groups.iter().find(|g| g.name == group) else {
+            return;
+        };
+        let specific = match event {
+            NotifyEvent::Master => sg.notify_master.as_ref(),
+            NotifyEvent::Backup => sg.notify_backup.as_ref(),
+            NotifyEvent::Fault => sg.notify_fault.as_ref(),
+            NotifyEvent::Stop => sg.notify_stop.as_ref(),
+            _ => None,
+        };
+        if let Some(script) = specific {
+            self.run(script, Vec::new());
+        }
+        if let Some(script) = &sg.notify {
+            let arguments = ["GROUP", group, state, "0"].map(str::to_owned).to_vec();
+            self.run(script, arguments);
+        }
+    }
+
     /// A checker line (see [`virtual_server_line`], [`real_server_line`]).
     pub fn lvs(&mut self, line: &str) {
         for fifo in [&mut self.all, &mut self.lvs].into_iter().flatten() {
@@ -365,6 +401,7 @@ mod tests {
             ..transition
         };
         assert_eq!(instance_line(&stopped), "INSTANCE \"VI_1\" STOP 100\n");
+        assert_eq!(group_line("VG_1", "FAULT"), "GROUP \"VG_1\" FAULT 0\n");
         assert_eq!(
             virtual_server_line("[10.0.0.100]:tcp:80", false),
             "VS [10.0.0.100]:tcp:80 DOWN\n"

@@ -1,20 +1,24 @@
-//! keepalived.conf `vrrp_instance` blocks → `lvskit_vrrp` configurations,
-//! and the drivers that run them on their own thread.
+//! keepalived.conf `vrrp_instance` and `vrrp_sync_group` blocks →
+//! `lvskit_vrrp` configurations, and the driver that runs them on its own
+//! thread and takes a reload's differences while running.
 
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt as _, TryStreamExt as _};
 use lvskit_kconf::model::{self as kconf, AuthType};
-use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceOptions, unspecified};
-use lvskit_vrrp::{Authentication, Config, InitialState, UnicastPeer, Version, VirtualAddress};
+use lvskit_vrrp::linux::driver::{
+    Driver, DriverHandle, DriverOptions, GroupTransition, InstanceSpec, unspecified,
+};
+use lvskit_vrrp::{
+    AddressFamily, Authentication, Config, InitialState, UnicastPeer, Version, VirtualAddress,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::NetlinkPayload;
-use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::net::IpAddr;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 /// One instance, ready for a driver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedInstance {
     /// The interface it runs on.
     pub interface: String,
@@ -96,106 +100,317 @@ pub fn instance_config(
     Ok(PlannedInstance { interface, config })
 }
 
-/// The instances of `config`, grouped by interface.
-pub fn plan(config: &kconf::Config) -> Result<BTreeMap<String, Vec<PlannedInstance>>> {
-    let mut by_interface: BTreeMap<String, Vec<PlannedInstance>> = BTreeMap::new();
+/// A `vrrp_sync_group` with its members' configurations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedGroup {
+    /// The group name.
+    pub name: String,
+    /// Its members, in the order of its `group { }` block.
+    pub members: Vec<PlannedInstance>,
+}
+
+/// What the VRRP driver runs: instances alone, and sync groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Instances in no sync group.
+    pub instances: Vec<PlannedInstance>,
+    /// Sync groups.
+    pub groups: Vec<PlannedGroup>,
+}
+
+impl Plan {
+    /// Every instance, alone or in a group.
+    pub fn all(&self) -> impl Iterator<Item = &PlannedInstance> {
+        self.instances
+            .iter()
+            .chain(self.groups.iter().flat_map(|g| &g.members))
+    }
+}
+
+impl PlannedInstance {
+    fn spec(&self) -> InstanceSpec {
+        // Notify scripts are run by the daemon from the driver's
+        // transitions, not by the driver.
+        InstanceSpec::new(self.interface.clone(), self.config.clone())
+    }
+
+    /// What cannot change in place: the interface, the VRID and the
+    /// address family (a changed one is another virtual router).
+    fn identity(&self) -> (&str, u8, AddressFamily) {
+        (&self.interface, self.config.vrid, self.config.family())
+    }
+}
+
+/// The instances of `config`, alone or in their sync groups. A group
+/// naming an unknown instance, or an instance in two groups, is an error.
+pub fn plan(config: &kconf::Config) -> Result<Plan> {
+    let mut alone: Vec<PlannedInstance> = config
+        .vrrp_instances
+        .iter()
+        .map(|instance| instance_config(instance, config.global.vrrp_version))
+        .collect::<Result<_>>()?;
+    let mut groups = Vec::new();
     for group in &config.vrrp_sync_groups {
-        // Said out loud rather than ignored: the Linux driver cannot tie
-        // instances together yet, so each member elects on its own.
-        tracing::warn!(
-            "vrrp_sync_group {} is not applied yet: its members {:?} change state independently",
-            group.name,
-            group.group
-        );
-    }
-    for instance in &config.vrrp_instances {
-        let planned = instance_config(instance, config.global.vrrp_version)?;
-        by_interface
-            .entry(planned.interface.clone())
-            .or_default()
-            .push(planned);
-    }
-    Ok(by_interface)
-}
-
-/// Runs the drivers on a dedicated thread with its own single-threaded
-/// runtime, so that nothing the checkers do (load, a panic) can delay an
-/// advertisement. Returns when `shutdown` fires and every driver has sent
-/// its priority-0 adverts and removed its VIPs.
-/// Each driver's snapshots are handed to `monitor`; with `keep_vips` (`-V`)
-/// the VIPs stay on the interfaces at shutdown.
-pub fn spawn(
-    plan: BTreeMap<String, Vec<PlannedInstance>>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    monitor: super::monitor::VrrpMonitor,
-    keep_vips: bool,
-) -> Result<std::thread::JoinHandle<Result<()>>> {
-    std::thread::Builder::new()
-        .name("vrrp".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("VRRP runtime")?;
-            runtime.block_on(run(plan, shutdown, monitor, keep_vips))
-        })
-        .context("spawn the VRRP thread")
-}
-
-async fn run(
-    plan: BTreeMap<String, Vec<PlannedInstance>>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    monitor: super::monitor::VrrpMonitor,
-    keep_vips: bool,
-) -> Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (interface, instances) in plan {
-        let options = DriverOptions {
-            keep_vips_on_shutdown: keep_vips,
-            ..DriverOptions::default()
-        };
-        let mut driver = Driver::new(&interface, options)
-            .await
-            .with_context(|| format!("VRRP on {interface}"))?;
-        for instance in instances {
-            let name = instance.config.name.clone();
-            // Notify scripts are run by the daemon from the VIP events
-            // (see `watch_roles`), not by the driver.
-            let options = InstanceOptions::default();
-            driver
-                .add_instance(instance.config, options)
-                .await
-                .with_context(|| format!("vrrp_instance {name}"))?;
+        let mut members = Vec::new();
+        for name in &group.group {
+            let Some(index) = alone.iter().position(|p| &*p.config.name == name) else {
+                if config.vrrp_instances.iter().any(|i| &i.name == name) {
+                    bail!(
+                        "vrrp_sync_group {}: {name} is already in another group",
+                        group.name
+                    );
+                }
+                bail!("vrrp_sync_group {}: no vrrp_instance {name}", group.name);
+            };
+            members.push(alone.remove(index));
         }
-        monitor.watch(driver.snapshots(), driver.transitions());
-        let mut shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let result = driver
-                .run(async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                })
-                .await;
-            (interface, result)
+        groups.push(PlannedGroup {
+            name: group.name.clone(),
+            members,
         });
     }
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((_, Ok(()))) => {}
-            Ok((interface, Err(e))) => {
-                tracing::error!("VRRP driver on {interface} stopped: {e}");
-                first_error.get_or_insert(anyhow::anyhow!("VRRP on {interface}: {e}"));
-            }
-            Err(e) => {
-                tracing::error!("VRRP driver task failed: {e}");
-                first_error.get_or_insert(anyhow::anyhow!("VRRP driver task: {e}"));
+    Ok(Plan {
+        instances: alone,
+        groups,
+    })
+}
+
+/// The VRRP thread as the main loop drives it: start, reload by
+/// difference, group notifications, stop.
+#[derive(Debug)]
+pub struct Vrrp {
+    thread: std::thread::JoinHandle<Result<()>>,
+    driver: DriverHandle,
+    groups: broadcast::Receiver<GroupTransition>,
+    plan: Plan,
+    roles: mpsc::UnboundedSender<(String, bool)>,
+    role_watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Vrrp {
+    /// Starts the driver on a dedicated thread with its own
+    /// single-threaded runtime, so that nothing the checkers do (load, a
+    /// panic) can delay an advertisement. Its snapshots and transitions go
+    /// to `monitor`, each instance's role (its VIPs present) to `roles`;
+    /// with `keep_vips` (`-V`) the VIPs stay on the interfaces at shutdown.
+    /// The thread ends when `shutdown` fires and every instance has sent
+    /// its priority-0 adverts and removed its VIPs.
+    pub async fn start(
+        plan: Plan,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        monitor: super::monitor::VrrpMonitor,
+        keep_vips: bool,
+        roles: mpsc::UnboundedSender<(String, bool)>,
+    ) -> Result<Vrrp> {
+        let (ready, started) = tokio::sync::oneshot::channel();
+        let setup = plan.clone();
+        let thread = std::thread::Builder::new()
+            .name("vrrp".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("VRRP runtime")?;
+                runtime.block_on(run(setup, shutdown, monitor, keep_vips, ready))
+            })
+            .context("spawn the VRRP thread")?;
+        let Ok((driver, groups)) = started.await else {
+            return match thread.join() {
+                Ok(Err(e)) => Err(e),
+                _ => bail!("the VRRP thread ended before it started"),
+            };
+        };
+        let role_watcher = spawn_role_watcher(&plan, roles.clone());
+        Ok(Vrrp {
+            thread,
+            driver,
+            groups,
+            plan,
+            roles,
+            role_watcher,
+        })
+    }
+
+    /// The next state change of a sync group.
+    pub async fn next_group_transition(&mut self) -> GroupTransition {
+        loop {
+            match self.groups.recv().await {
+                Ok(transition) => return transition,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!("{missed} sync group state changes were not notified");
+                }
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
             }
         }
     }
-    match first_error {
-        None => Ok(()),
-        Some(e) => Err(e),
+
+    /// SIGHUP: applies `config`'s VRRP part by difference.
+    ///
+    /// - An instance or group that is gone is removed (a master sends
+    ///   priority 0 and releases its VIPs).
+    /// - One whose interface, VRID and address family are unchanged (and,
+    ///   for a group, whose members are the same) is updated in place: it
+    ///   keeps its state, so a master stays master, with its new priority,
+    ///   VIPs, advert interval and the rest.
+    /// - Otherwise it is removed and added again, and a new one is added:
+    ///   it starts in BACKUP (or MASTER as an owner).
+    ///
+    /// Every change is tried; the first error is returned after.
+    pub async fn reload(&mut self, config: &kconf::Config) -> Result<()> {
+        let new = plan(config)?;
+        let mut first_error = None;
+        let mut note = |what: String, result: Result<(), lvskit_vrrp::linux::Error>| {
+            if let Err(e) = result {
+                tracing::error!("{what}: {e}");
+                first_error.get_or_insert(anyhow::anyhow!("{what}: {e}"));
+            } else {
+                tracing::info!("{what}");
+            }
+        };
+        let driver = &self.driver;
+        let mut kept_groups = Vec::new();
+        for group in &self.plan.groups {
+            let same = new.groups.iter().find(|g| {
+                g.name == group.name
+                    && g.members.len() == group.members.len()
+                    && g.members.iter().zip(&group.members).all(|(a, b)| {
+                        a.identity() == b.identity() && a.config.name == b.config.name
+                    })
+            });
+            match same {
+                Some(same) => kept_groups.push((group, same)),
+                None => note(
+                    format!("vrrp_sync_group {} removed", group.name),
+                    driver.remove(group.name.as_str()).await,
+                ),
+            }
+        }
+        let mut kept = Vec::new();
+        for instance in &self.plan.instances {
+            let same = new.instances.iter().find(|i| {
+                i.config.name == instance.config.name && i.identity() == instance.identity()
+            });
+            match same {
+                Some(same) => kept.push((instance, same)),
+                None => note(
+                    format!("({}) removed", instance.config.name),
+                    driver.remove(instance.config.name.clone()).await,
+                ),
+            }
+        }
+        let updates = kept.iter().copied().chain(
+            kept_groups
+                .iter()
+                .flat_map(|(old, new)| old.members.iter().zip(&new.members)),
+        );
+        for (old, new) in updates {
+            if old != new {
+                note(
+                    format!("({}) updated in place", new.config.name),
+                    driver.update_instance(new.spec()).await,
+                );
+            }
+        }
+        for group in &new.groups {
+            if !kept_groups.iter().any(|(_, kept)| kept.name == group.name) {
+                note(
+                    format!("vrrp_sync_group {} added", group.name),
+                    driver
+                        .add_sync_group(
+                            group.name.as_str(),
+                            group.members.iter().map(PlannedInstance::spec).collect(),
+                        )
+                        .await,
+                );
+            }
+        }
+        for instance in &new.instances {
+            if !kept
+                .iter()
+                .any(|(_, kept)| kept.config.name == instance.config.name)
+            {
+                note(
+                    format!("({}) added", instance.config.name),
+                    driver.add_instance(instance.spec()).await,
+                );
+            }
+        }
+        self.role_watcher.abort();
+        self.role_watcher = spawn_role_watcher(&new, self.roles.clone());
+        self.plan = new;
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
     }
+
+    /// Waits for the VRRP thread to end (after the shutdown signal) and
+    /// returns the group state changes not yet taken (the groups' STOP).
+    pub async fn join(mut self) -> Result<Vec<GroupTransition>> {
+        self.role_watcher.abort();
+        let thread = self.thread;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(result)) => result?,
+            _ => bail!("the VRRP thread panicked"),
+        }
+        let mut left = Vec::new();
+        while let Ok(transition) = self.groups.try_recv() {
+            left.push(transition);
+        }
+        Ok(left)
+    }
+}
+
+fn spawn_role_watcher(
+    plan: &Plan,
+    roles: mpsc::UnboundedSender<(String, bool)>,
+) -> tokio::task::JoinHandle<()> {
+    let watched = Watched::from_plan(plan);
+    tokio::spawn(async move {
+        if let Err(e) = watch_roles(watched, roles).await {
+            tracing::error!("role watcher: {e:#}");
+        }
+    })
+}
+
+type Started = tokio::sync::oneshot::Sender<(DriverHandle, broadcast::Receiver<GroupTransition>)>;
+
+async fn run(
+    plan: Plan,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    monitor: super::monitor::VrrpMonitor,
+    keep_vips: bool,
+    ready: Started,
+) -> Result<()> {
+    let options = DriverOptions {
+        keep_vips_on_shutdown: keep_vips,
+        ..DriverOptions::default()
+    };
+    let mut driver = Driver::new(options).context("VRRP driver")?;
+    for instance in &plan.instances {
+        driver
+            .add_instance(instance.spec())
+            .await
+            .with_context(|| format!("vrrp_instance {}", instance.config.name))?;
+    }
+    for group in &plan.groups {
+        driver
+            .add_sync_group(
+                group.name.as_str(),
+                group.members.iter().map(PlannedInstance::spec).collect(),
+            )
+            .await
+            .with_context(|| format!("vrrp_sync_group {}", group.name))?;
+    }
+    monitor.watch(driver.snapshots(), driver.transitions());
+    let _ = ready.send((driver.handle(), driver.group_transitions()));
+    let mut shutdown = shutdown;
+    driver
+        .run(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+        .context("VRRP driver stopped")
 }
 
 /// One instance as the role watcher sees it.
@@ -211,9 +426,8 @@ pub struct Watched {
 
 impl Watched {
     /// The instances of a plan.
-    pub fn from_plan(plan: &BTreeMap<String, Vec<PlannedInstance>>) -> Vec<Watched> {
-        plan.values()
-            .flatten()
+    pub fn from_plan(plan: &Plan) -> Vec<Watched> {
+        plan.all()
             .map(|p| Watched {
                 name: p.config.name.to_string(),
                 interface: p.interface.clone(),

@@ -1,6 +1,8 @@
 //! The Linux driver (feature `linux`): tokio, raw sockets, rtnetlink.
 //!
-//! [`driver::Driver`] runs [`Instance`](crate::Instance)s on one interface.
+//! [`driver::Driver`] runs [`Instance`](crate::Instance)s and
+//! [`SyncGroup`](crate::SyncGroup)s on any number of interfaces, and takes
+//! additions, updates and removals while running ([`driver::DriverHandle`]).
 //! Its pieces, one file per concern:
 //! - [`socket`]: raw IP-protocol-112 sockets, TTL 255 out, TTL and
 //!   destination reported in.
@@ -77,6 +79,31 @@ pub enum Error {
     /// Two instances of one family with the same VRID on one interface.
     #[error("VRID {0} is configured twice on this interface")]
     DuplicateVrid(u8),
+    /// Two instances or groups of the same name.
+    #[error("{0} is configured twice")]
+    DuplicateName(String),
+    /// No instance or group of that name.
+    #[error("no instance or sync group {0}")]
+    NoSuchInstance(String),
+    /// A change that is not applied in place: remove and add the instance.
+    #[error("{instance}: {what} cannot change in place")]
+    NotInPlace {
+        /// The instance.
+        instance: String,
+        /// What changed, e.g. `interface`.
+        what: &'static str,
+    },
+    /// A sync group's member cannot be removed alone.
+    #[error("{instance} is a member of sync group {group}: remove the group")]
+    GroupMember {
+        /// The instance.
+        instance: String,
+        /// Its group.
+        group: String,
+    },
+    /// The driver has stopped and takes no more commands.
+    #[error("the VRRP driver has stopped")]
+    Stopped,
     /// The engine refused the configuration.
     #[error("invalid instance configuration: {0}")]
     Config(crate::ConfigError),

@@ -193,6 +193,31 @@ impl AdvertSocket {
         }
     }
 
+    /// Reads an advertisement already queued on the socket, without
+    /// waiting: `None` when there is none. Lets a loop take every packet
+    /// that arrived before a timer deadline ahead of that timer.
+    pub fn try_recv(&self, buffer: &mut [u8]) -> Result<Option<Received>, Error> {
+        let fd = self.socket.get_ref().as_raw_fd();
+        loop {
+            let result = if self.v6 {
+                recv_v6(fd, buffer)
+            } else {
+                recv_v4(fd, buffer)
+            };
+            match result {
+                Ok(Some(received)) => return Ok(Some(received)),
+                Ok(None) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(errno) => {
+                    return Err(Error::Io {
+                        operation: "recvmsg",
+                        source: errno.into(),
+                    });
+                }
+            }
+        }
+    }
+
     /// Sends one VRRP message from `source` to `destination` (the group or
     /// a unicast peer). The source is given per packet with `IP_PKTINFO` /
     /// `IPV6_PKTINFO` (ip(7), ipv6(7)) so that one socket serves every
