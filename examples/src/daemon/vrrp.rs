@@ -508,3 +508,76 @@ pub async fn watch_roles(
     }
     bail!("the address event socket closed")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> kconf::Config {
+        lvskit_kconf::parse_str(text, &lvskit_kconf::Options::offline()).config
+    }
+
+    fn instance(name: &str, interface: &str, vrid: u8, vip: &str) -> String {
+        format!(
+            "vrrp_instance {name} {{\n interface {interface}\n virtual_router_id {vrid}\n priority 100\n\
+             virtual_ipaddress {{\n {vip}\n }}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn sync_group_members_leave_the_instances_alone() {
+        let config = parse(&format!(
+            "vrrp_sync_group VG_1 {{\n group {{\n VI_B\n VI_A\n }}\n}}\n{}{}{}",
+            instance("VI_A", "eth0", 51, "10.0.0.100/24"),
+            instance("VI_B", "eth1", 52, "10.0.1.100/24"),
+            instance("VI_C", "eth0", 53, "10.0.0.103/24"),
+        ));
+        let plan = plan(&config).unwrap();
+        let names = |instances: &[PlannedInstance]| -> Vec<String> {
+            instances
+                .iter()
+                .map(|i| i.config.name.to_string())
+                .collect()
+        };
+        assert_eq!(names(&plan.instances), ["VI_C"]);
+        assert_eq!(plan.groups.len(), 1);
+        assert_eq!(plan.groups[0].name, "VG_1");
+        // In the group's order, each on its own interface.
+        assert_eq!(names(&plan.groups[0].members), ["VI_B", "VI_A"]);
+        assert_eq!(plan.groups[0].members[0].interface, "eth1");
+        assert_eq!(plan.all().count(), 3);
+        assert_eq!(Watched::from_plan(&plan).len(), 3);
+    }
+
+    #[test]
+    fn a_group_of_an_unknown_or_grouped_instance_is_refused() {
+        let a = instance("VI_A", "eth0", 51, "10.0.0.100/24");
+        let unknown = parse(&format!(
+            "vrrp_sync_group VG_1 {{\n group {{\n VI_A\n VI_X\n }}\n}}\n{a}"
+        ));
+        let error = plan(&unknown).unwrap_err().to_string();
+        assert!(error.contains("no vrrp_instance VI_X"), "{error}");
+        let twice = parse(&format!(
+            "vrrp_sync_group VG_1 {{\n group {{\n VI_A\n }}\n}}\n\
+             vrrp_sync_group VG_2 {{\n group {{\n VI_A\n }}\n}}\n{a}"
+        ));
+        let error = plan(&twice).unwrap_err().to_string();
+        assert!(error.contains("already in another group"), "{error}");
+    }
+
+    #[test]
+    fn identity_is_interface_vrid_and_family() {
+        let config = parse(&instance("VI_A", "eth0", 51, "10.0.0.100/24"));
+        let planned = plan(&config).unwrap().instances.remove(0);
+        let mut changed = planned.clone();
+        changed.config.priority = 200;
+        changed
+            .config
+            .virtual_addresses
+            .push(VirtualAddress::new("10.0.0.101".parse().unwrap()));
+        assert_eq!(planned.identity(), changed.identity());
+        assert_ne!(planned, changed);
+        changed.interface = "eth1".into();
+        assert_ne!(planned.identity(), changed.identity());
+    }
+}
