@@ -6,8 +6,6 @@
 //! unknown keyword. Which keywords open a block was taken from
 //! keepalived.conf(5).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 use crate::tree::{Context, Kind};
@@ -588,55 +586,75 @@ fn table(ctx: Context) -> &'static [(&'static str, Kind)] {
 
 /// What `keyword` is in `ctx`, or `None` if keepalived does not know it there.
 ///
-/// Looked up once per configuration line: a cheap hash of the word and one
-/// comparison, instead of a binary search's half a dozen.
+/// Looked up once per configuration line: a cheap hash of the word and,
+/// mostly, one comparison, instead of a binary search's half a dozen.
 pub fn lookup(ctx: Context, keyword: &str) -> Option<Kind> {
-    static MAPS: LazyLock<Vec<HashMap<&'static str, Kind, BuildEndsHash>>> = LazyLock::new(|| {
+    static TABLES: LazyLock<Vec<HashTable>> = LazyLock::new(|| {
         Context::ALL
             .iter()
-            .map(|c| table(*c).iter().copied().collect())
+            .map(|c| HashTable::new(table(*c)))
             .collect()
     });
     // `Context::ALL` lists the contexts in declaration order (tested).
-    MAPS.get(ctx as usize)?.get(keyword).copied()
+    TABLES.get(ctx as usize)?.get(keyword)
+}
+
+/// One block's keywords in an open-addressing table (linear probing, at
+/// most half full) indexed by [`ends_hash`].
+struct HashTable {
+    slots: Vec<Option<(&'static str, Kind)>>,
+    mask: usize,
+}
+
+impl HashTable {
+    fn new(entries: &[(&'static str, Kind)]) -> HashTable {
+        let size = (2 * entries.len()).next_power_of_two();
+        let mut t = HashTable {
+            slots: vec![None; size],
+            mask: size - 1,
+        };
+        for &(k, kind) in entries {
+            let mut i = t.home(k);
+            while t.slots[i].is_some() {
+                i = (i + 1) & t.mask;
+            }
+            t.slots[i] = Some((k, kind));
+        }
+        t
+    }
+
+    fn home(&self, keyword: &str) -> usize {
+        (ends_hash(keyword.as_bytes()) >> 32) as usize & self.mask
+    }
+
+    fn get(&self, keyword: &str) -> Option<Kind> {
+        let mut i = self.home(keyword);
+        // Never full, so an empty slot ends every search.
+        loop {
+            match self.slots[i] {
+                None => return None,
+                Some((k, kind)) if k == keyword => return Some(kind),
+                Some(_) => i = (i + 1) & self.mask,
+            }
+        }
+    }
 }
 
 /// A hash of a keyword's length and its first and last eight bytes: two
 /// loads and a multiply instead of a loop over the bytes. The key set is
 /// fixed and small (no hash flooding), and keywords of one table rarely
 /// share both ends.
-#[derive(Default, Clone, Copy)]
-struct EndsHash(u64);
-
-impl Hasher for EndsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let n = bytes.len();
-        let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
-            (Some(h), Some(t)) => (u64::from_le_bytes(*h), u64::from_le_bytes(*t)),
-            // Shorter than eight bytes: fold them in one by one.
-            _ => (bytes.iter().fold(0, |w, b| w << 8 | u64::from(*b)), 0),
-        };
-        self.mix(head ^ tail.rotate_left(29) ^ n as u64);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.mix(u64::from(i));
-    }
+fn ends_hash(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        (Some(h), Some(t)) => (u64::from_le_bytes(*h), u64::from_le_bytes(*t)),
+        // Shorter than eight bytes: fold them in one by one.
+        _ => (bytes.iter().fold(0, |w, b| w << 8 | u64::from(*b)), 0),
+    };
+    (head ^ tail.rotate_left(29) ^ n as u64)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(23)
 }
-
-impl EndsHash {
-    fn mix(&mut self, v: u64) {
-        self.0 = (self.0 ^ v)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(23);
-    }
-}
-
-type BuildEndsHash = BuildHasherDefault<EndsHash>;
 
 /// All keywords of `ctx`.
 pub fn all(ctx: Context) -> impl Iterator<Item = &'static str> {
