@@ -1131,97 +1131,223 @@ fn netns_driver_publishes_transitions() -> Result<()> {
     let vip = "10.0.0.100";
     let r2 = net.node(2).clone();
     let r1 = net.node(1).clone();
-    let outcome = net.node(1).in_netns(move || -> Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async move {
-            let vip_config = VirtualAddress::new(vip.parse()?).with_prefix_len(24);
-            let mut config = Config::new(58, "10.0.0.1".parse()?, vec![vip_config]);
-            config.priority = 100;
-            config.name = "VI_58".into();
-            config.advert_interval = Duration::from_millis(100);
-            let mut driver = Driver::new(DriverOptions::default())?;
-            driver
-                .add_instance(InstanceSpec::new("eth0", config))
-                .await?;
-            let mut transitions = driver.transitions();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let running = tokio::spawn(driver.run(async move {
-                let _ = stopped.await;
-            }));
-            async fn expect(
-                transitions: &mut broadcast::Receiver<StateTransition>,
-                from: State,
-                to: State,
-            ) -> Result<StateTransition> {
-                let transition = tokio::time::timeout(Duration::from_secs(5), transitions.recv())
-                    .await
-                    .with_context(|| format!("no transition {from} -> {to} within 5 s"))??;
-                ensure!(
-                    transition.from == from && transition.to == to,
-                    "expected {from} -> {to}, got {transition:?}"
-                );
-                ensure!(transition.instance.as_ref() == "VI_58" && transition.vrid == 58);
-                Ok(transition)
-            }
-            let startup = expect(&mut transitions, State::Initialize, State::Backup).await?;
-            ensure!(startup.reason == Reason::Startup, "{startup:?}");
-            let master = expect(&mut transitions, State::Backup, State::Master).await?;
-            ensure!(master.reason == Reason::MasterNoResponse, "{master:?}");
-            wait_for_vip(&r1, vip, true).await?;
-
-            // r2 at 200 preempts: HigherPriority from 10.0.0.2.
-            let vrrpd = vrrpd_path();
-            let peer = r2.spawn(
-                "vrrpd-r2",
-                [
-                    vrrpd.to_str().context("vrrpd path")?,
-                    "--interface",
-                    "eth0",
-                    "--vrid",
-                    "58",
-                    "--vip",
-                    "10.0.0.100/24",
-                    "--advert-int",
-                    "100ms",
-                    "--priority",
-                    "200",
-                ],
-            )?;
-            let backup = expect(&mut transitions, State::Master, State::Backup).await?;
+    let outcome = run_in_netns(net.node(1), move || async move {
+        let vip_config = VirtualAddress::new(vip.parse()?).with_prefix_len(24);
+        let mut config = Config::new(58, "10.0.0.1".parse()?, vec![vip_config]);
+        config.priority = 100;
+        config.name = "VI_58".into();
+        config.advert_interval = Duration::from_millis(100);
+        let mut driver = Driver::new(DriverOptions::default())?;
+        driver
+            .add_instance(InstanceSpec::new("eth0", config))
+            .await?;
+        let mut transitions = driver.transitions();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(driver.run(async move {
+            let _ = stopped.await;
+        }));
+        async fn expect(
+            transitions: &mut broadcast::Receiver<StateTransition>,
+            from: State,
+            to: State,
+        ) -> Result<StateTransition> {
+            let transition = tokio::time::timeout(Duration::from_secs(5), transitions.recv())
+                .await
+                .with_context(|| format!("no transition {from} -> {to} within 5 s"))??;
             ensure!(
-                backup.reason
-                    == Reason::HigherPriority {
-                        source: "10.0.0.2".parse()?,
-                        priority: 200
-                    },
-                "{backup:?}"
+                transition.from == from && transition.to == to,
+                "expected {from} -> {to}, got {transition:?}"
             );
-            wait_for_vip(&r1, vip, false).await?;
+            ensure!(transition.instance.as_ref() == "VI_58" && transition.vrid == 58);
+            Ok(transition)
+        }
+        let startup = expect(&mut transitions, State::Initialize, State::Backup).await?;
+        ensure!(startup.reason == Reason::Startup, "{startup:?}");
+        let master = expect(&mut transitions, State::Backup, State::Master).await?;
+        ensure!(master.reason == Reason::MasterNoResponse, "{master:?}");
+        wait_for_vip(&r1, vip, true).await?;
 
-            // r2 stops with priority 0: r1 takes over after the skew time.
-            peer.signal(Signal::SIGTERM);
-            let released = expect(&mut transitions, State::Backup, State::Master).await?;
-            ensure!(released.reason == Reason::MasterReleased, "{released:?}");
-            wait_for_vip(&r1, vip, true).await?;
+        // r2 at 200 preempts: HigherPriority from 10.0.0.2.
+        let vrrpd = vrrpd_path();
+        let peer = r2.spawn(
+            "vrrpd-r2",
+            [
+                vrrpd.to_str().context("vrrpd path")?,
+                "--interface",
+                "eth0",
+                "--vrid",
+                "58",
+                "--vip",
+                "10.0.0.100/24",
+                "--advert-int",
+                "100ms",
+                "--priority",
+                "200",
+            ],
+        )?;
+        let backup = expect(&mut transitions, State::Master, State::Backup).await?;
+        ensure!(
+            backup.reason
+                == Reason::HigherPriority {
+                    source: "10.0.0.2".parse()?,
+                    priority: 200
+                },
+            "{backup:?}"
+        );
+        wait_for_vip(&r1, vip, false).await?;
 
-            // Our own shutdown: the last transition, then the channel closes.
-            let _ = stop.send(());
-            let shutdown = expect(&mut transitions, State::Master, State::Initialize).await?;
-            ensure!(shutdown.reason == Reason::Shutdown, "{shutdown:?}");
-            running.await??;
-            ensure!(
-                matches!(
-                    transitions.recv().await,
-                    Err(broadcast::error::RecvError::Closed)
-                ),
-                "the channel stayed open after the driver stopped"
-            );
-            Ok(())
-        })
+        // r2 stops with priority 0: r1 takes over after the skew time.
+        peer.signal(Signal::SIGTERM);
+        let released = expect(&mut transitions, State::Backup, State::Master).await?;
+        ensure!(released.reason == Reason::MasterReleased, "{released:?}");
+        wait_for_vip(&r1, vip, true).await?;
+
+        // Our own shutdown: the last transition, then the channel closes.
+        let _ = stop.send(());
+        let shutdown = expect(&mut transitions, State::Master, State::Initialize).await?;
+        ensure!(shutdown.reason == Reason::Shutdown, "{shutdown:?}");
+        running.await??;
+        ensure!(
+            matches!(
+                transitions.recv().await,
+                Err(broadcast::error::RecvError::Closed)
+            ),
+            "the channel stayed open after the driver stopped"
+        );
+        Ok(())
     })?;
     outcome.with_context(|| logs(&net, 2))
+}
+
+/// The driver's command channel, in-process on r1 alone: an update keeps
+/// a master master (no transition) with its new priority; changes that
+/// are not applied in place are refused; a sync group added while running
+/// starts and takes its VIPs; a group member cannot be removed alone;
+/// removing the group releases its VIPs; a stopped driver says so.
+#[test]
+fn netns_driver_takes_commands_while_running() -> Result<()> {
+    use lvskit_vrrp::linux::Error;
+    use lvskit_vrrp::linux::driver::{Driver, DriverOptions, InstanceSpec};
+    use lvskit_vrrp::{Config, ConfigError, State, VirtualAddress};
+
+    let net = Net::new(1)?;
+    let r1 = net.node(1).clone();
+    let outcome = run_in_netns(net.node(1), move || async move {
+        let config = |name: &str, vrid: u8, vip: &str| -> Result<Config> {
+            let vip = VirtualAddress::new(vip.parse()?).with_prefix_len(24);
+            let mut config = Config::new(vrid, "10.0.0.1".parse()?, vec![vip]);
+            config.name = name.into();
+            config.advert_interval = Duration::from_millis(100);
+            Ok(config)
+        };
+        let mut driver = Driver::new(DriverOptions::default())?;
+        driver
+            .add_instance(InstanceSpec::new(
+                "eth0",
+                config("VI_70", 70, "10.0.0.170")?,
+            ))
+            .await?;
+        let handle = driver.handle();
+        let mut transitions = driver.transitions();
+        let snapshots = driver.snapshots();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(driver.run(async move {
+            let _ = stopped.await;
+        }));
+        wait_for_vip(&r1, "10.0.0.170", true).await?;
+        while transitions.try_recv().is_ok() {}
+
+        let mut raised = config("VI_70", 70, "10.0.0.170")?;
+        raised.priority = 200;
+        handle
+            .update_instance(InstanceSpec::new("eth0", raised.clone()))
+            .await?;
+        let vi_70 = snapshots.borrow().first().cloned().context("no snapshot")?;
+        ensure!(
+            vi_70.state == State::Master && vi_70.effective_priority == 200,
+            "{vi_70:?}"
+        );
+        ensure!(transitions.try_recv().is_err(), "the update changed state");
+        let moved = handle
+            .update_instance(InstanceSpec::new("eth9", raised.clone()))
+            .await;
+        ensure!(
+            matches!(
+                moved,
+                Err(Error::NotInPlace {
+                    what: "interface",
+                    ..
+                })
+            ),
+            "{moved:?}"
+        );
+        raised.vrid = 71;
+        let renumbered = handle
+            .update_instance(InstanceSpec::new("eth0", raised))
+            .await;
+        ensure!(
+            matches!(renumbered, Err(Error::Config(ConfigError::Identity))),
+            "{renumbered:?}"
+        );
+        let twice = handle
+            .add_instance(InstanceSpec::new(
+                "eth0",
+                config("VI_70", 72, "10.0.0.172")?,
+            ))
+            .await;
+        ensure!(matches!(twice, Err(Error::DuplicateName(_))), "{twice:?}");
+
+        handle
+            .add_sync_group(
+                "G",
+                vec![
+                    InstanceSpec::new("eth0", config("VI_73", 73, "10.0.0.173")?),
+                    InstanceSpec::new("eth0", config("VI_74", 74, "10.0.0.174")?),
+                ],
+            )
+            .await?;
+        // Alone on the LAN, both take over after Master_Down_Interval.
+        wait_for_vip(&r1, "10.0.0.173", true).await?;
+        wait_for_vip(&r1, "10.0.0.174", true).await?;
+        let alone = handle.remove("VI_73").await;
+        ensure!(matches!(alone, Err(Error::GroupMember { .. })), "{alone:?}");
+        handle.remove("G").await?;
+        ensure!(!r1.has_addr("eth0", "10.0.0.173")? && !r1.has_addr("eth0", "10.0.0.174")?);
+        let unknown = handle.remove("G").await;
+        ensure!(
+            matches!(unknown, Err(Error::NoSuchInstance(_))),
+            "{unknown:?}"
+        );
+        ensure!(
+            snapshots.borrow().len() == 1,
+            "the group's snapshots stayed"
+        );
+
+        let _ = stop.send(());
+        running.await??;
+        ensure!(matches!(handle.remove("VI_70").await, Err(Error::Stopped)));
+        ensure!(
+            !r1.has_addr("eth0", "10.0.0.170")?,
+            "VIP left after the stop"
+        );
+        Ok(())
+    })?;
+    outcome.with_context(|| logs(&net, 1))
+}
+
+/// Runs the future `test` makes on a current-thread runtime inside
+/// `node`'s namespace (the driver's sockets open there).
+fn run_in_netns<F, Fut>(node: &Node, test: F) -> Result<Result<()>>
+where
+    F: FnOnce() -> Fut + Send,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    node.in_netns(move || -> Result<()> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(test())
+    })
 }
 
 /// Waits up to 2 s for `vip` to be present (or absent) on `node`'s eth0.

@@ -1012,6 +1012,8 @@ impl Driver {
                 Ok(Event::Command(command)) => {
                     let (command, reply) = *command;
                     let result = self.handle_command(now, command).await;
+                    // The caller sees the change in the snapshots once told.
+                    self.publish_snapshots();
                     // The caller may have stopped waiting.
                     let _ = reply.send(result);
                 }
