@@ -6,26 +6,35 @@
 //! the same file. Both are measured here, as wall time and as CPU time;
 //! keepalived is skipped (with a message) when it is not installed.
 //!
-//! Measured on the shared 2-core development machine (load average 10-11;
-//! wall times there mostly measure the scheduler):
+//! Measured on the shared 2-core development machine, keepalived in the
+//! same run (load average 10.6-12.4, so the wall times mostly measure the
+//! scheduler; CPU time is the better guide there):
 //!
-//! | what (80,000-line file)           | wall     | CPU     |
-//! |-----------------------------------|----------|---------|
-//! | lvskit `parse_file`, this bench   | 44.4 ms  | 18.3 ms |
-//! | `keepalived -t`, this bench       | 352 ms   | 113 ms  |
-//! | `kconf check FILE` (hyperfine)    | 55.7 ms  | 36 ms   |
-//! | `keepalived -t -f FILE` (hyperfine) | 183 ms | 118 ms  |
+//! | what (80,000-line file)             | wall     | CPU     |
+//! |-------------------------------------|----------|---------|
+//! | lvskit `parse_file`, this bench     | 21.7 ms  | 11.3 ms |
+//! | `keepalived -t`, this bench         | 260 ms   | 127 ms  |
+//! | `kconf check FILE` (hyperfine)      | 56.1 ms  | 26.0 ms |
+//! | `keepalived -t -f FILE` (hyperfine) | 291 ms   | 115 ms  |
 //!
-//! So lvskit is about 8× faster in wall time and 6× in CPU time in
-//! process (3.3× / 3.3× as a whole `kconf check` process, whose CPU time is
-//! half page faults and start-up): the 10× target is not met yet. Before
-//! this round it was 181 ms / 60.5 ms (1.7×). Instruction counts (callgrind,
-//! deterministic): `kconf check` went from 293 M to 107 M; what is left is
-//! about 40 M preprocessing (one pass over the bytes, one word buffer),
-//! 24 M grouping lines into blocks, 30 M building the model and 15 M
-//! allocating and freeing (the tree and the model). The next steps are
-//! building the model straight from the items without the node tree, and
-//! a smaller `lvskit_kconf::preprocess::Token` (48 bytes).
+//! In process, lvskit is 12.0× faster in wall time and 11.3× in CPU time:
+//! the 10× target is met on this loaded machine (the previous round, also
+//! at load 10-11, measured 8× / 6×; quiet, 14.9 ms against 118.7 ms, 8.0×).
+//! As a whole `kconf check` process it is 4.4× in CPU time, half of which is
+//! the kernel faulting in fresh memory (5,300 page faults).
+//!
+//! Instruction counts (callgrind, deterministic): `kconf check` went from
+//! 107 M to 81 M this round (parse + model + dropping it, as this bench
+//! times it: 107 M to 86 M): the block tree lives in a bump arena (no
+//! allocation and free per block), a literal include is read once,
+//! indentation is skipped four spaces at a time, keyword lookup uses its
+//! own probing table, the model builder no longer formats or clones words,
+//! and the example leaves the model to the system at exit. What is left:
+//! 36 M preprocessing (a pass over the bytes and a 48-byte
+//! `lvskit_kconf::preprocess::Token` per word), 17 M grouping lines into
+//! blocks (6 M of it keyword lookup), 26 M building the model and 5 M
+//! freeing it. Next steps: a smaller `Token` (spans into the source, u32
+//! offsets: fewer page faults too) and smaller model structs.
 //!
 //! On a quiet machine, re-measure with:
 //!
