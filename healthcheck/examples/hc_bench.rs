@@ -30,22 +30,31 @@
 //!   less than the bare loop because its TCP connect does not go through
 //!   the reactor when the handshake completed inside connect(2), as it does
 //!   on loopback (see `probe::tcp`): no `epoll_ctl` add and delete, no
-//!   `SO_ERROR` read, no wake-up. Against servers on other hosts the
-//!   handshake is never complete by then, the reactor path is taken, and
-//!   the checker costs about what the bare loop does (1.06-1.09x measured
-//!   on loopback before the change). 89% of the rest is system time: the
-//!   kernel runs the server's side of each handshake and close in the
-//!   connecting process's softirq (perf: connect 42%, close 25%, socket 7%
-//!   of the checker's samples before that change).
-//! - HTTP_GET, 2,000 servers every 1 s (one round, load 7-10): p99 4 ms
-//!   (bare connect + GET loop 2 ms), CPU 0.183 core, 91.8 us per check
-//!   against 81.5 us, 1.13x.
+//!   `SO_ERROR` read, no wake-up (`strace -c`: 4 system calls per check,
+//!   socket, connect, getpeername and close, against the bare loop's 6).
+//!   Against servers on other hosts the handshake is never complete by
+//!   then, the reactor path is taken, and the checker costs about what the
+//!   bare loop does (1.06-1.09x measured on loopback before the change).
+//!   89% of the rest is system time: the kernel runs the server's side of
+//!   each handshake and close in the connecting process's softirq (perf,
+//!   checker's samples: connect 51%, close 23%, socket 9%, user 11%). Not
+//!   the cost: the ephemeral port search (`__inet_hash_connect` 2%), the
+//!   TIME_WAIT sockets (2%), netfilter (no samples). Closing with a reset
+//!   (`SO_LINGER` 0) instead of a FIN made it worse, 50 us against 38 us
+//!   per check in the same run, so the checker keeps the FIN.
+//! - HTTP_GET, 2,000 servers every 1 s (one 60 s round, load 10-11): p99
+//!   2 ms (bare connect + GET loop 2 ms), CPU 0.175 core, 87.6 us per check
+//!   against 77.4 us, 1.13x; the same system time, the difference is user
+//!   time (hyper, the status and digest checks).
 //!
 //! Re-measure on a quiet host with
 //! `cargo build --release -p lvskit-healthcheck --example hc_bench`, then
 //! `chrt -f 10 target/release/examples/hc_bench tcp --servers 10000
 //! --seconds 60 --rounds 2 --baseline` and the same with `http --servers
-//! 2000`.
+//! 2000`. Where the time goes: `perf record -g -- hc_bench tcp --servers
+//! 10000 --seconds 10`, then `perf report --no-children` on the parent's
+//! pid; system calls per check: `strace -c hc_bench tcp --servers 2000
+//! --seconds 5` (the parent only: the servers run in the child).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
