@@ -4,9 +4,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Error;
-use crate::model::{DestinationStatus, Info, ServiceKey, ServiceStatus, SyncDaemon, Timeouts};
-use crate::netlink::exchange::{Batch, Dump, Expect, Job, Map, Sequence};
-use crate::netlink::{Command, CommandAttribute, DaemonAttribute, IpvsMessage, ServiceAttribute};
+use crate::model::{
+    DestinationStatus, Family, Info, ServiceKey, ServiceStatus, SyncDaemon, Timeouts,
+};
+use crate::netlink::exchange::{Batch, Collect, Dump, Expect, Job, Map, Sequence};
+use crate::netlink::{Command, CommandAttribute, DaemonAttribute, IpvsMessage};
 use crate::reconcile::{Operation, ServiceState};
 
 /// One request answered by an acknowledgement (and maybe one reply).
@@ -49,37 +51,50 @@ fn invalid(command: Command) -> impl Fn(crate::model::ModelError) -> Error {
     move |source| Error::Invalid { command, source }
 }
 
-fn service_nest(message: &IpvsMessage) -> Option<&[ServiceAttribute]> {
-    message.attributes.iter().find_map(|a| match a {
-        CommandAttribute::Service(s) => Some(s.as_slice()),
-        _ => None,
-    })
+/// A `GET_SERVICE` dump decoded straight into the model
+/// ([`crate::netlink::reply::service`]).
+#[derive(Debug, Default)]
+struct ServiceList(Vec<ServiceStatus>);
+
+impl Collect for ServiceList {
+    type Output = Vec<ServiceStatus>;
+    fn reply(&mut self, command: Command, attributes: &[u8]) -> Result<(), Error> {
+        self.0
+            .extend(crate::netlink::reply::service(command, attributes)?);
+        Ok(())
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+    fn finish(self) -> Vec<ServiceStatus> {
+        self.0
+    }
 }
 
-fn parse_services(replies: Vec<IpvsMessage>) -> Result<Vec<ServiceStatus>, Error> {
-    replies
-        .iter()
-        .filter_map(service_nest)
-        .map(|s| ServiceStatus::from_attributes(s).map_err(invalid(Command::GetService)))
-        .collect()
+/// A `GET_DEST` dump decoded straight into the model
+/// ([`crate::netlink::reply::destinations`]).
+#[derive(Debug)]
+struct DestinationList {
+    service_family: Family,
+    list: Vec<DestinationStatus>,
 }
 
-fn parse_destinations(
-    replies: Vec<IpvsMessage>,
-    key: &ServiceKey,
-) -> Result<Vec<DestinationStatus>, Error> {
-    let family = key.family();
-    replies
-        .iter()
-        .flat_map(|m| &m.attributes)
-        .filter_map(|a| match a {
-            CommandAttribute::Destination(d) => Some(d),
-            _ => None,
-        })
-        .map(|d| {
-            DestinationStatus::from_attributes(d, family).map_err(invalid(Command::GetDestination))
-        })
-        .collect()
+impl Collect for DestinationList {
+    type Output = Vec<DestinationStatus>;
+    fn reply(&mut self, command: Command, attributes: &[u8]) -> Result<(), Error> {
+        crate::netlink::reply::destinations(
+            command,
+            attributes,
+            self.service_family,
+            &mut self.list,
+        )
+    }
+    fn clear(&mut self) {
+        self.list.clear();
+    }
+    fn finish(self) -> Vec<DestinationStatus> {
+        self.list
+    }
 }
 
 pub(crate) fn info() -> impl Job<Output = Info> {
@@ -103,10 +118,10 @@ pub(crate) fn info() -> impl Job<Output = Info> {
 }
 
 pub(crate) fn services() -> impl Job<Output = Vec<ServiceStatus>> {
-    Map {
-        job: Dump::new(IpvsMessage::new(Command::GetService, vec![])),
-        f: parse_services,
-    }
+    Dump::with(
+        IpvsMessage::new(Command::GetService, vec![]),
+        ServiceList::default(),
+    )
 }
 
 pub(crate) fn service(key: &ServiceKey) -> impl Job<Output = ServiceStatus> {
@@ -118,26 +133,29 @@ pub(crate) fn service(key: &ServiceKey) -> impl Job<Output = ServiceStatus> {
         job: single(message, Expect::Reply),
         f: |reply: Option<IpvsMessage>| {
             let reply = reply.ok_or(Error::MissingReply(Command::GetService))?;
-            parse_services(vec![reply])?
-                .pop()
+            reply
+                .service_status()
+                .map_err(invalid(Command::GetService))?
                 .ok_or(Error::MissingReply(Command::GetService))
         },
     }
 }
 
-fn destinations_request(key: &ServiceKey) -> IpvsMessage {
-    IpvsMessage::new(
+/// The destination dump of a service.
+fn destinations_dump(key: &ServiceKey) -> Dump<DestinationList> {
+    let request = IpvsMessage::new(
         Command::GetDestination,
         vec![CommandAttribute::Service(key.to_attributes())],
-    )
+    );
+    let list = DestinationList {
+        service_family: key.family(),
+        list: Vec::new(),
+    };
+    Dump::with(request, list)
 }
 
 pub(crate) fn destinations(key: &ServiceKey) -> impl Job<Output = Vec<DestinationStatus>> {
-    let key = *key;
-    Map {
-        job: Dump::new(destinations_request(&key)),
-        f: move |replies| parse_destinations(replies, &key),
-    }
+    destinations_dump(key)
 }
 
 /// What [`destination_lists`] found: per service index, its destinations,
@@ -157,27 +175,24 @@ pub(crate) fn destination_lists<'a>(
         current: usize,
         found: Found,
     }
-    fn next_request(state: &mut State<'_>) -> Option<IpvsMessage> {
+    fn next_dump(state: &mut State<'_>) -> Option<Dump<DestinationList>> {
         state.current = state.next.fetch_add(1, Ordering::Relaxed);
         state
             .services
             .get(state.current)
-            .map(|s| destinations_request(&s.service.key))
+            .map(|s| destinations_dump(&s.service.key))
     }
     fn absorb(
         state: &mut State<'_>,
-        replies: Result<Vec<IpvsMessage>, Error>,
+        destinations: Result<Vec<DestinationStatus>, Error>,
     ) -> Result<(), Error> {
-        let destinations = match replies {
+        let destinations = match destinations {
             // Deleted since the service dump: it is no longer listed.
             Err(Error::Kernel {
                 errno: nix::errno::Errno::ESRCH,
                 ..
             }) => None,
-            replies => Some(parse_destinations(
-                replies?,
-                &state.services[state.current].service.key,
-            )?),
+            destinations => Some(destinations?),
         };
         state.found.push((state.current, destinations));
         Ok(())
@@ -190,7 +205,7 @@ pub(crate) fn destination_lists<'a>(
                 current: 0,
                 found: Vec::new(),
             },
-            next_request,
+            next_dump,
             absorb,
         ),
         f: |state: State<'_>| Ok(state.found),

@@ -183,33 +183,7 @@ impl ServiceKey {
     /// The key named by a set of service attributes. A non-zero fwmark wins,
     /// as in the kernel.
     pub fn from_attributes(attrs: &[ServiceAttribute]) -> Result<ServiceKey, ModelError> {
-        let mut af = None;
-        let mut protocol = None;
-        let mut address = None;
-        let mut port = None;
-        let mut fwmark = None;
-        for a in attrs {
-            match a {
-                ServiceAttribute::AddressFamily(v) => af = Some(*v),
-                ServiceAttribute::Protocol(v) => protocol = Some(*v),
-                ServiceAttribute::Address(v) => address = Some(v.as_slice()),
-                ServiceAttribute::Port(v) => port = Some(*v),
-                ServiceAttribute::Fwmark(v) => fwmark = Some(*v),
-                _ => {}
-            }
-        }
-        let family = Family::from_af(af.ok_or(ModelError::Missing("IPVS_SVC_ATTR_AF"))?)?;
-        if let Some(mark) = fwmark.filter(|m| *m != 0) {
-            return Ok(ServiceKey::Fwmark { family, mark });
-        }
-        let address = address.ok_or(ModelError::Missing("IPVS_SVC_ATTR_ADDR"))?;
-        Ok(ServiceKey::Address {
-            protocol: Protocol::from_number(
-                protocol.ok_or(ModelError::Missing("IPVS_SVC_ATTR_PROTOCOL"))?,
-            ),
-            address: inet_addr_from(family, address, "IPVS_SVC_ATTR_ADDR")?,
-            port: port.ok_or(ModelError::Missing("IPVS_SVC_ATTR_PORT"))?,
-        })
+        ServiceFields::of(attrs).key()
     }
 }
 
@@ -514,29 +488,122 @@ impl Service {
 
     /// A service from its attributes; statistics are ignored.
     pub fn from_attributes(attrs: &[ServiceAttribute]) -> Result<Service, ModelError> {
-        let key = ServiceKey::from_attributes(attrs)?;
-        let mut service = Service::new(key, SchedulerName::Rr);
-        let mut scheduler = None;
+        ServiceFields::of(attrs).service()
+    }
+}
+
+/// The values of a service nest as read, before they are checked against
+/// each other. Filled from attribute values (`from_attributes`) or straight
+/// from reply bytes ([`crate::netlink::reply`]), so that both paths accept
+/// and reject the same input. A later attribute replaces an earlier one,
+/// except that the first statistics nest of each kind counts.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceFields<'a> {
+    pub(crate) af: Option<u16>,
+    pub(crate) protocol: Option<u16>,
+    pub(crate) address: Option<&'a [u8]>,
+    pub(crate) port: Option<u16>,
+    pub(crate) fwmark: Option<u32>,
+    pub(crate) scheduler: Option<&'a str>,
+    /// `flags & mask`.
+    pub(crate) flags: Option<u32>,
+    pub(crate) timeout: Option<u32>,
+    pub(crate) persistence_engine: Option<&'a str>,
+    netmask: Option<[u8; 4]>,
+    /// The first netmask that is no IPv6 prefix length: an error if the
+    /// service turns out to be IPv6.
+    bad_prefix: Option<u32>,
+    stats: Option<Stats>,
+    stats64: Option<Stats>,
+}
+
+impl<'a> ServiceFields<'a> {
+    fn of(attrs: &'a [ServiceAttribute]) -> ServiceFields<'a> {
+        let mut fields = ServiceFields::default();
         for a in attrs {
             match a {
-                ServiceAttribute::SchedulerName(s) => {
-                    scheduler = Some(SchedulerName::from(s.as_str()))
-                }
-                ServiceAttribute::Flags { flags, mask } => {
-                    service.flags = ServiceFlags::from_bits_retain(flags & mask)
-                }
-                ServiceAttribute::Timeout(t) => service.timeout = *t,
-                ServiceAttribute::Netmask(raw) => {
-                    service.netmask = Some(Netmask::from_raw(key.family(), *raw)?)
-                }
-                ServiceAttribute::PersistenceEngine(pe) => {
-                    service.persistence_engine = Some(pe.clone())
-                }
-                _ => {}
+                ServiceAttribute::AddressFamily(v) => fields.af = Some(*v),
+                ServiceAttribute::Protocol(v) => fields.protocol = Some(*v),
+                ServiceAttribute::Address(v) => fields.address = Some(v),
+                ServiceAttribute::Port(v) => fields.port = Some(*v),
+                ServiceAttribute::Fwmark(v) => fields.fwmark = Some(*v),
+                ServiceAttribute::SchedulerName(v) => fields.scheduler = Some(v),
+                ServiceAttribute::Flags { flags, mask } => fields.flags = Some(flags & mask),
+                ServiceAttribute::Timeout(v) => fields.timeout = Some(*v),
+                ServiceAttribute::Netmask(raw) => fields.netmask(*raw),
+                ServiceAttribute::PersistenceEngine(v) => fields.persistence_engine = Some(v),
+                ServiceAttribute::Stats(v) => fields.stats(Stats::from_attributes(v), false),
+                ServiceAttribute::Stats64(v) => fields.stats(Stats::from_attributes(v), true),
+                ServiceAttribute::Other(_) => {}
             }
         }
-        service.scheduler = scheduler.ok_or(ModelError::Missing("IPVS_SVC_ATTR_SCHED_NAME"))?;
-        Ok(service)
+        fields
+    }
+
+    /// An `IPVS_SVC_ATTR_NETMASK` value.
+    pub(crate) fn netmask(&mut self, raw: [u8; 4]) {
+        if self.bad_prefix.is_none() && Netmask::from_raw(Family::Ipv6, raw).is_err() {
+            self.bad_prefix = Some(u32::from_ne_bytes(raw));
+        }
+        self.netmask = Some(raw);
+    }
+
+    /// A statistics nest, 64-bit or not.
+    pub(crate) fn stats(&mut self, stats: Stats, wide: bool) {
+        let slot = if wide {
+            &mut self.stats64
+        } else {
+            &mut self.stats
+        };
+        slot.get_or_insert(stats);
+    }
+
+    pub(crate) fn key(&self) -> Result<ServiceKey, ModelError> {
+        let family = Family::from_af(self.af.ok_or(ModelError::Missing("IPVS_SVC_ATTR_AF"))?)?;
+        if let Some(mark) = self.fwmark.filter(|m| *m != 0) {
+            return Ok(ServiceKey::Fwmark { family, mark });
+        }
+        let address = self
+            .address
+            .ok_or(ModelError::Missing("IPVS_SVC_ATTR_ADDR"))?;
+        Ok(ServiceKey::Address {
+            protocol: Protocol::from_number(
+                self.protocol
+                    .ok_or(ModelError::Missing("IPVS_SVC_ATTR_PROTOCOL"))?,
+            ),
+            address: inet_addr_from(family, address, "IPVS_SVC_ATTR_ADDR")?,
+            port: self.port.ok_or(ModelError::Missing("IPVS_SVC_ATTR_PORT"))?,
+        })
+    }
+
+    pub(crate) fn service(&self) -> Result<Service, ModelError> {
+        let key = self.key()?;
+        let netmask = match (key.family(), self.bad_prefix) {
+            (Family::Ipv6, Some(p)) => return Err(invalid("IPVS_SVC_ATTR_NETMASK", p)),
+            (family, _) => self
+                .netmask
+                .map(|raw| Netmask::from_raw(family, raw))
+                .transpose()?,
+        };
+        let scheduler = self
+            .scheduler
+            .ok_or(ModelError::Missing("IPVS_SVC_ATTR_SCHED_NAME"))?;
+        Ok(Service {
+            key,
+            scheduler: SchedulerName::from(scheduler),
+            flags: ServiceFlags::from_bits_retain(self.flags.unwrap_or(0)),
+            timeout: self.timeout.unwrap_or(0),
+            netmask,
+            persistence_engine: self.persistence_engine.map(str::to_owned),
+        })
+    }
+
+    /// The service with its statistics: `STATS64` if present, else `STATS`.
+    pub(crate) fn status(&self) -> Result<ServiceStatus, ModelError> {
+        Ok(ServiceStatus {
+            service: self.service()?,
+            stats: self.stats64.or(self.stats).unwrap_or_default(),
+        })
     }
 }
 
@@ -572,21 +639,31 @@ impl Stats {
     pub fn from_attributes(attrs: &[StatsAttribute]) -> Stats {
         let mut s = Stats::default();
         for a in attrs {
-            match a {
-                StatsAttribute::Connections(c) => s.connections = c.get(),
-                StatsAttribute::InPackets(c) => s.in_packets = c.get(),
-                StatsAttribute::OutPackets(c) => s.out_packets = c.get(),
-                StatsAttribute::InBytes(c) => s.in_bytes = c.get(),
-                StatsAttribute::OutBytes(c) => s.out_bytes = c.get(),
-                StatsAttribute::ConnectionRate(c) => s.connection_rate = c.get(),
-                StatsAttribute::InPacketRate(c) => s.in_packet_rate = c.get(),
-                StatsAttribute::OutPacketRate(c) => s.out_packet_rate = c.get(),
-                StatsAttribute::InByteRate(c) => s.in_byte_rate = c.get(),
-                StatsAttribute::OutByteRate(c) => s.out_byte_rate = c.get(),
-                _ => {}
+            if let Some(counter) = a.counter() {
+                s.set(netlink_packet_core::Nla::kind(a), counter.get());
             }
         }
         s
+    }
+
+    /// Set the counter of `IPVS_STATS_ATTR_*` number `kind`; other numbers
+    /// are ignored.
+    pub(crate) fn set(&mut self, kind: u16, value: u64) {
+        use crate::netlink::attr::kind::*;
+        let counter = match kind {
+            STATS_ATTR_CONNS => &mut self.connections,
+            STATS_ATTR_INPKTS => &mut self.in_packets,
+            STATS_ATTR_OUTPKTS => &mut self.out_packets,
+            STATS_ATTR_INBYTES => &mut self.in_bytes,
+            STATS_ATTR_OUTBYTES => &mut self.out_bytes,
+            STATS_ATTR_CPS => &mut self.connection_rate,
+            STATS_ATTR_INPPS => &mut self.in_packet_rate,
+            STATS_ATTR_OUTPPS => &mut self.out_packet_rate,
+            STATS_ATTR_INBPS => &mut self.in_byte_rate,
+            STATS_ATTR_OUTBPS => &mut self.out_byte_rate,
+            _ => return,
+        };
+        *counter = value;
     }
 }
 
@@ -602,21 +679,7 @@ pub struct ServiceStatus {
 impl ServiceStatus {
     /// Parse a service nest of a `GET_SERVICE` reply.
     pub fn from_attributes(attrs: &[ServiceAttribute]) -> Result<ServiceStatus, ModelError> {
-        let service = Service::from_attributes(attrs)?;
-        let stats = attrs
-            .iter()
-            .find_map(|a| match a {
-                ServiceAttribute::Stats64(s) => Some(Stats::from_attributes(s)),
-                _ => None,
-            })
-            .or_else(|| {
-                attrs.iter().find_map(|a| match a {
-                    ServiceAttribute::Stats(s) => Some(Stats::from_attributes(s)),
-                    _ => None,
-                })
-            })
-            .unwrap_or_default();
-        Ok(ServiceStatus { service, stats })
+        ServiceFields::of(attrs).status()
     }
 }
 
@@ -813,47 +876,90 @@ impl Destination {
         attrs: &[DestinationAttribute],
         service_family: Family,
     ) -> Result<Destination, ModelError> {
-        let mut af = None;
-        let mut address = None;
-        let mut port = None;
-        let mut fwd = None;
-        let mut weight = 0;
-        let mut upper = 0;
-        let mut lower = 0;
-        let mut tun_type = 0;
-        let mut tun_port = 0;
-        let mut tun_flags = 0;
+        DestinationFields::of(attrs).destination(service_family)
+    }
+}
+
+/// The values of a destination nest as read, before they are checked
+/// against each other; like [`ServiceFields`], shared by the attribute and
+/// the byte paths. A later attribute replaces an earlier one; `STATS` counts
+/// only while no `STATS64` came before it.
+#[derive(Debug, Default)]
+pub(crate) struct DestinationFields<'a> {
+    pub(crate) af: Option<u16>,
+    pub(crate) address: Option<&'a [u8]>,
+    pub(crate) port: Option<u16>,
+    pub(crate) forwarding: Option<u32>,
+    pub(crate) weight: u32,
+    pub(crate) upper_threshold: u32,
+    pub(crate) lower_threshold: u32,
+    pub(crate) tunnel_type: u8,
+    pub(crate) tunnel_port: u16,
+    pub(crate) tunnel_flags: u16,
+    pub(crate) active_connections: u32,
+    pub(crate) inactive_connections: u32,
+    pub(crate) persistent_connections: u32,
+    stats: Stats,
+    wide_stats: bool,
+}
+
+impl<'a> DestinationFields<'a> {
+    fn of(attrs: &'a [DestinationAttribute]) -> DestinationFields<'a> {
+        use DestinationAttribute as A;
+        let mut fields = DestinationFields::default();
         for a in attrs {
             match a {
-                DestinationAttribute::AddressFamily(v) => af = Some(*v),
-                DestinationAttribute::Address(v) => address = Some(v.as_slice()),
-                DestinationAttribute::Port(v) => port = Some(*v),
-                DestinationAttribute::ForwardingMethod(v) => fwd = Some(*v),
-                DestinationAttribute::Weight(v) => weight = *v,
-                DestinationAttribute::UpperThreshold(v) => upper = *v,
-                DestinationAttribute::LowerThreshold(v) => lower = *v,
-                DestinationAttribute::TunnelType(v) => tun_type = *v,
-                DestinationAttribute::TunnelPort(v) => tun_port = *v,
-                DestinationAttribute::TunnelFlags(v) => tun_flags = *v,
-                _ => {}
+                A::AddressFamily(v) => fields.af = Some(*v),
+                A::Address(v) => fields.address = Some(v),
+                A::Port(v) => fields.port = Some(*v),
+                A::ForwardingMethod(v) => fields.forwarding = Some(*v),
+                A::Weight(v) => fields.weight = *v,
+                A::UpperThreshold(v) => fields.upper_threshold = *v,
+                A::LowerThreshold(v) => fields.lower_threshold = *v,
+                A::TunnelType(v) => fields.tunnel_type = *v,
+                A::TunnelPort(v) => fields.tunnel_port = *v,
+                A::TunnelFlags(v) => fields.tunnel_flags = *v,
+                A::ActiveConnections(v) => fields.active_connections = *v,
+                A::InactiveConnections(v) => fields.inactive_connections = *v,
+                A::PersistentConnections(v) => fields.persistent_connections = *v,
+                A::Stats(v) => fields.stats(Stats::from_attributes(v), false),
+                A::Stats64(v) => fields.stats(Stats::from_attributes(v), true),
+                A::Other(_) => {}
             }
         }
-        let family = match af {
+        fields
+    }
+
+    /// A statistics nest, 64-bit or not.
+    pub(crate) fn stats(&mut self, stats: Stats, wide: bool) {
+        if wide || !self.wide_stats {
+            self.stats = stats;
+        }
+        self.wide_stats |= wide;
+    }
+
+    pub(crate) fn destination(&self, service_family: Family) -> Result<Destination, ModelError> {
+        let family = match self.af {
             Some(af) => Family::from_af(af)?,
             None => service_family,
         };
         let address = inet_addr_from(
             family,
-            address.ok_or(ModelError::Missing("IPVS_DEST_ATTR_ADDR"))?,
+            self.address
+                .ok_or(ModelError::Missing("IPVS_DEST_ATTR_ADDR"))?,
             "IPVS_DEST_ATTR_ADDR",
         )?;
-        let forwarding = match fwd.ok_or(ModelError::Missing("IPVS_DEST_ATTR_FWD_METHOD"))? & 0x7 {
+        let forwarding = match self
+            .forwarding
+            .ok_or(ModelError::Missing("IPVS_DEST_ATTR_FWD_METHOD"))?
+            & 0x7
+        {
             0 => ForwardingMethod::Masq,
             1 => ForwardingMethod::Local,
             2 => ForwardingMethod::Tunnel {
-                tunnel_type: TunnelType::from_raw(tun_type),
-                port: tun_port,
-                flags: TunnelFlags::from_bits_retain(tun_flags),
+                tunnel_type: TunnelType::from_raw(self.tunnel_type),
+                port: self.tunnel_port,
+                flags: TunnelFlags::from_bits_retain(self.tunnel_flags),
             },
             3 => ForwardingMethod::DirectRoute,
             4 => ForwardingMethod::Bypass,
@@ -861,11 +967,23 @@ impl Destination {
         };
         Ok(Destination {
             address,
-            port: port.ok_or(ModelError::Missing("IPVS_DEST_ATTR_PORT"))?,
+            port: self
+                .port
+                .ok_or(ModelError::Missing("IPVS_DEST_ATTR_PORT"))?,
             forwarding,
-            weight,
-            upper_threshold: upper,
-            lower_threshold: lower,
+            weight: self.weight,
+            upper_threshold: self.upper_threshold,
+            lower_threshold: self.lower_threshold,
+        })
+    }
+
+    pub(crate) fn status(&self, service_family: Family) -> Result<DestinationStatus, ModelError> {
+        Ok(DestinationStatus {
+            destination: self.destination(service_family)?,
+            active_connections: self.active_connections,
+            inactive_connections: self.inactive_connections,
+            persistent_connections: self.persistent_connections,
+            stats: self.stats,
         })
     }
 }
@@ -891,33 +1009,7 @@ impl DestinationStatus {
         attrs: &[DestinationAttribute],
         service_family: Family,
     ) -> Result<DestinationStatus, ModelError> {
-        let destination = Destination::from_attributes(attrs, service_family)?;
-        let mut status = DestinationStatus {
-            destination,
-            active_connections: 0,
-            inactive_connections: 0,
-            persistent_connections: 0,
-            stats: Stats::default(),
-        };
-        let mut have64 = false;
-        for a in attrs {
-            match a {
-                DestinationAttribute::ActiveConnections(v) => status.active_connections = *v,
-                DestinationAttribute::InactiveConnections(v) => status.inactive_connections = *v,
-                DestinationAttribute::PersistentConnections(v) => {
-                    status.persistent_connections = *v
-                }
-                DestinationAttribute::Stats64(s) => {
-                    status.stats = Stats::from_attributes(s);
-                    have64 = true;
-                }
-                DestinationAttribute::Stats(s) if !have64 => {
-                    status.stats = Stats::from_attributes(s)
-                }
-                _ => {}
-            }
-        }
-        Ok(status)
+        DestinationFields::of(attrs).status(service_family)
     }
 }
 

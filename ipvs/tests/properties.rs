@@ -4,7 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use lvskit_ipvs::netlink::{Command, CommandAttribute, IpvsMessage, decode_datagram};
+use lvskit_ipvs::netlink::{
+    Command, CommandAttribute, Counter, DestinationAttribute, IpvsMessage, ServiceAttribute,
+    StatsAttribute, decode_datagram, reply,
+};
 use lvskit_ipvs::reconcile::{self, Desired, DesiredService, Operation, ServiceState};
 use lvskit_ipvs::{
     DaemonState, Destination, DestinationStatus, Family, ForwardingMethod, Netmask, Protocol,
@@ -114,6 +117,105 @@ fn destination() -> impl Strategy<Value = Destination> {
         )
 }
 
+/// A statistics nest as the kernel sends it: `STATS` with 32-bit counters
+/// (bytes 64-bit), `STATS64` with a `PAD` before each 64-bit counter.
+fn stats_nest(seed: u64, wide: bool) -> Vec<StatsAttribute> {
+    use StatsAttribute::*;
+    let counters: [fn(Counter) -> StatsAttribute; 10] = [
+        Connections,
+        InPackets,
+        OutPackets,
+        InBytes,
+        OutBytes,
+        ConnectionRate,
+        InPacketRate,
+        OutPacketRate,
+        InByteRate,
+        OutByteRate,
+    ];
+    let mut nest = Vec::new();
+    for (i, counter) in counters.iter().enumerate() {
+        let value = seed.wrapping_mul(i as u64 + 1);
+        if wide || i == 3 || i == 4 {
+            if wide {
+                nest.push(Pad(vec![]));
+            }
+            nest.push(counter(Counter::U64(value)));
+        } else {
+            nest.push(counter(Counter::U32(value as u32)));
+        }
+    }
+    nest
+}
+
+/// The genl payload of a kernel dump reply for `s` and of one for `d`,
+/// with statistics and connection counts.
+fn dump_replies(s: &Service, d: &Destination, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut service = s.to_attributes();
+    service.push(ServiceAttribute::Stats(stats_nest(seed, false)));
+    service.push(ServiceAttribute::Stats64(stats_nest(seed ^ 1, true)));
+    let mut destination = d.to_attributes();
+    destination.extend([
+        DestinationAttribute::ActiveConnections(seed as u32),
+        DestinationAttribute::InactiveConnections((seed >> 32) as u32),
+        DestinationAttribute::PersistentConnections(3),
+        DestinationAttribute::Stats(stats_nest(seed, false)),
+        DestinationAttribute::Stats64(stats_nest(seed ^ 2, true)),
+    ]);
+    let payload = |command, attribute| {
+        IpvsMessage::new(command, vec![attribute]).to_netlink_bytes(0x20, 2, 1, 0)[20..].to_vec()
+    };
+    (
+        payload(Command::NewService, CommandAttribute::Service(service)),
+        payload(
+            Command::NewDestination,
+            CommandAttribute::Destination(destination),
+        ),
+    )
+}
+
+/// What a decoder made of a reply, errors reduced to their kind and text.
+type Outcome<T> = Result<T, String>;
+
+/// A reply's service and destinations, as a decoder made them.
+type Decoded = (
+    Outcome<Option<ServiceStatus>>,
+    Outcome<Vec<DestinationStatus>>,
+);
+
+fn outcome<T>(result: Result<T, lvskit_ipvs::Error>) -> Outcome<T> {
+    result.map_err(|e| match e {
+        lvskit_ipvs::Error::Malformed { source, .. } => format!("malformed: {source}"),
+        lvskit_ipvs::Error::Invalid { source, .. } => format!("invalid: {source}"),
+        other => panic!("unexpected error {other}"),
+    })
+}
+
+/// A reply through the attribute enums, then the model.
+fn via_attributes(command: Command, payload: &[u8], family: Family) -> Decoded {
+    match IpvsMessage::parse_payload(command, payload) {
+        Ok(m) => (
+            m.service_status().map_err(|e| format!("invalid: {e}")),
+            m.destination_statuses(family)
+                .map_err(|e| format!("invalid: {e}")),
+        ),
+        Err(e) => (
+            Err(format!("malformed: {e}")),
+            Err(format!("malformed: {e}")),
+        ),
+    }
+}
+
+/// The same reply decoded straight into the model.
+fn direct(command: Command, payload: &[u8], family: Family) -> Decoded {
+    let mut destinations = Vec::new();
+    let listed = reply::destinations(command, payload, family, &mut destinations);
+    (
+        outcome(reply::service(command, payload)),
+        outcome(listed.map(|()| destinations)),
+    )
+}
+
 fn through_wire(message: &IpvsMessage) -> IpvsMessage {
     let bytes = message.to_netlink_bytes(0x20, 5, 7, 0);
     let mut decoded = decode_datagram(&bytes).expect("decodes");
@@ -192,6 +294,40 @@ proptest! {
                     }
                 }
             }
+        }
+    }
+
+    /// Dump replies decoded straight into the model give what the attribute
+    /// enums and `from_attributes` give, intact or with bytes overwritten:
+    /// the same values, or errors of the same kind and text.
+    #[test]
+    fn direct_decode_matches_attributes(
+        s in service(),
+        d in destination(),
+        seed in any::<u64>(),
+        changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+    ) {
+        let (mut service, mut destination) = dump_replies(&s, &d, seed);
+        let family = s.key.family();
+        for (at, byte) in &changes {
+            let i = at % service.len();
+            service[i] = *byte;
+            let i = at % destination.len();
+            destination[i] = *byte;
+        }
+        for (command, payload) in [(Command::NewService, &service), (Command::NewDestination, &destination)] {
+            prop_assert_eq!(direct(command, payload, family), via_attributes(command, payload, family));
+        }
+        if changes.is_empty() {
+            let (service, destinations) = direct(Command::NewService, &service, family);
+            let service = service.unwrap().unwrap();
+            prop_assert_eq!(service.stats.connections, seed ^ 1, "STATS64 wins");
+            prop_assert_eq!(&service.service.key, &s.key);
+            prop_assert_eq!(destinations, Ok(vec![]));
+            let (_, destinations) = direct(Command::NewDestination, &destination, family);
+            let destinations = destinations.unwrap();
+            prop_assert_eq!(&destinations[0].destination, &d);
+            prop_assert_eq!(destinations[0].stats.in_packets, (seed ^ 2).wrapping_mul(2));
         }
     }
 

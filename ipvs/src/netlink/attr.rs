@@ -11,7 +11,7 @@
 
 use netlink_packet_core::{
     DecodeError, DefaultNla, Emitable, Nla, NlaBuffer, NlasIterator, Parseable, emit_u16,
-    emit_u16_be, emit_u32, emit_u64, parse_u8, parse_u16, parse_u16_be, parse_u32, parse_u64,
+    emit_u16_be, emit_u32, emit_u64, parse_u32,
 };
 
 /// `IPVS_SVC_ATTR_*`, `IPVS_DEST_ATTR_*`, … numbers from `ip_vs.h`.
@@ -80,38 +80,38 @@ pub mod kind {
 
 use kind::*;
 
-fn exact<const N: usize>(value: &[u8], what: &str) -> Result<[u8; N], DecodeError> {
+pub(crate) fn exact<const N: usize>(value: &[u8], what: &str) -> Result<[u8; N], DecodeError> {
     value
         .try_into()
         .map_err(|_| DecodeError::from(format!("{what}: expected {N} bytes, got {}", value.len())))
 }
 
-fn u8_of(v: &[u8], what: &str) -> Result<u8, DecodeError> {
-    exact::<1>(v, what)?;
-    parse_u8(v)
+pub(crate) fn u8_of(v: &[u8], what: &str) -> Result<u8, DecodeError> {
+    exact::<1>(v, what).map(|[b]| b)
 }
-fn u16_of(v: &[u8], what: &str) -> Result<u16, DecodeError> {
-    exact::<2>(v, what)?;
-    parse_u16(v)
+pub(crate) fn u16_of(v: &[u8], what: &str) -> Result<u16, DecodeError> {
+    exact(v, what).map(u16::from_ne_bytes)
 }
-fn be16_of(v: &[u8], what: &str) -> Result<u16, DecodeError> {
-    exact::<2>(v, what)?;
-    parse_u16_be(v)
+pub(crate) fn be16_of(v: &[u8], what: &str) -> Result<u16, DecodeError> {
+    exact(v, what).map(u16::from_be_bytes)
 }
-fn u32_of(v: &[u8], what: &str) -> Result<u32, DecodeError> {
-    exact::<4>(v, what)?;
-    parse_u32(v)
+pub(crate) fn u32_of(v: &[u8], what: &str) -> Result<u32, DecodeError> {
+    exact(v, what).map(u32::from_ne_bytes)
 }
 
 /// A NUL-terminated string attribute (`NLA_NUL_STRING`): the trailing NULs
 /// are dropped on parse and one is written on emit.
 fn string_of(v: &[u8], what: &str) -> Result<String, DecodeError> {
+    str_of(v, what).map(str::to_owned)
+}
+
+/// [`string_of`] without the copy.
+pub(crate) fn str_of<'a>(v: &'a [u8], what: &str) -> Result<&'a str, DecodeError> {
     let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
     if v[end..].iter().any(|&b| b != 0) {
         return Err(DecodeError::from(format!("{what}: bytes after the NUL")));
     }
-    String::from_utf8(v[..end].to_vec())
-        .map_err(|_| DecodeError::from(format!("{what}: not UTF-8")))
+    std::str::from_utf8(&v[..end]).map_err(|_| DecodeError::from(format!("{what}: not UTF-8")))
 }
 
 fn emit_string(buf: &mut [u8], s: &str) {
@@ -170,12 +170,15 @@ impl Counter {
             Counter::U64(v) => emit_u64(buf, v).expect("sized by value_len"),
         }
     }
-    fn parse(v: &[u8]) -> Result<Self, DecodeError> {
-        match v.len() {
-            4 => Ok(Counter::U32(parse_u32(v)?)),
-            8 => Ok(Counter::U64(parse_u64(v)?)),
-            n => Err(DecodeError::from(format!(
-                "statistics counter: expected 4 or 8 bytes, got {n}"
+    pub(crate) fn parse(v: &[u8]) -> Result<Self, DecodeError> {
+        if let Ok(v) = v.try_into() {
+            return Ok(Counter::U32(u32::from_ne_bytes(v)));
+        }
+        match v.try_into() {
+            Ok(v) => Ok(Counter::U64(u64::from_ne_bytes(v))),
+            Err(_) => Err(DecodeError::from(format!(
+                "statistics counter: expected 4 or 8 bytes, got {}",
+                v.len()
             ))),
         }
     }
@@ -211,6 +214,19 @@ pub enum StatsAttribute {
     Pad(Vec<u8>),
     /// An attribute this crate does not know.
     Other(DefaultNla),
+}
+
+impl StatsAttribute {
+    /// The counter, unless this is padding or unknown.
+    pub(crate) fn counter(&self) -> Option<Counter> {
+        use StatsAttribute::*;
+        match self {
+            Connections(c) | InPackets(c) | OutPackets(c) | InBytes(c) | OutBytes(c)
+            | ConnectionRate(c) | InPacketRate(c) | OutPacketRate(c) | InByteRate(c)
+            | OutByteRate(c) => Some(*c),
+            Pad(_) | Other(_) => None,
+        }
+    }
 }
 
 impl Nla for StatsAttribute {

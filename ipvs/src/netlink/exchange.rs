@@ -384,27 +384,80 @@ impl Job for Batch {
     }
 }
 
-/// One dump (`NLM_F_DUMP`): every reply up to `NLMSG_DONE`, restarted when
-/// the kernel marks it interrupted (`NLM_F_DUMP_INTR`, the table changed
-/// while it was being read) or when replies were lost to an overrun.
+/// What a [`Dump`] makes of its replies.
+pub(crate) trait Collect {
+    /// What the dump produces.
+    type Output;
+    /// Take in one reply: its generic-netlink command and what follows its
+    /// `genlmsghdr`.
+    fn reply(&mut self, command: Command, attributes: &[u8]) -> Result<(), Error>;
+    /// The dump restarts: forget what was taken in.
+    fn clear(&mut self);
+    /// The result.
+    fn finish(self) -> Self::Output;
+}
+
+/// Collects every reply as an [`IpvsMessage`].
 #[derive(Debug)]
-pub(crate) struct Dump {
+pub(crate) struct Messages {
+    /// The request's command, for errors.
+    request: Command,
+    messages: Vec<IpvsMessage>,
+}
+
+impl Collect for Messages {
+    type Output = Vec<IpvsMessage>;
+    fn reply(&mut self, command: Command, attributes: &[u8]) -> Result<(), Error> {
+        let message =
+            IpvsMessage::parse_payload(command, attributes).map_err(|source| Error::Malformed {
+                command: self.request,
+                source,
+            })?;
+        self.messages.push(message);
+        Ok(())
+    }
+    fn clear(&mut self) {
+        self.messages.clear();
+    }
+    fn finish(self) -> Vec<IpvsMessage> {
+        self.messages
+    }
+}
+
+/// One dump (`NLM_F_DUMP`): every reply up to `NLMSG_DONE`, handed to a
+/// [`Collect`], restarted when the kernel marks it interrupted
+/// (`NLM_F_DUMP_INTR`, the table changed while it was being read) or when
+/// replies were lost to an overrun.
+#[derive(Debug)]
+pub(crate) struct Dump<C = Messages> {
     request: IpvsMessage,
     seq: Option<u32>,
     attempts: u32,
     interrupted: bool,
-    replies: Vec<IpvsMessage>,
+    collect: C,
     result: Option<Result<(), Error>>,
 }
 
 impl Dump {
+    /// A dump whose replies are kept as messages.
     pub(crate) fn new(request: IpvsMessage) -> Dump {
+        let messages = Messages {
+            request: request.command,
+            messages: Vec::new(),
+        };
+        Dump::with(request, messages)
+    }
+}
+
+impl<C: Collect> Dump<C> {
+    /// A dump whose replies go to `collect`.
+    pub(crate) fn with(request: IpvsMessage, collect: C) -> Dump<C> {
         Dump {
             request,
             seq: None,
             attempts: 0,
             interrupted: false,
-            replies: Vec::new(),
+            collect,
             result: None,
         }
     }
@@ -418,14 +471,14 @@ impl Dump {
         } else {
             self.seq = None;
             self.interrupted = false;
-            self.replies.clear();
+            self.collect.clear();
         }
         Ok(())
     }
 }
 
-impl Job for Dump {
-    type Output = Vec<IpvsMessage>;
+impl<C: Collect> Job for Dump<C> {
+    type Output = C::Output;
     fn transmit(&mut self, tx: &mut TxContext, out: &mut Vec<u8>) {
         if self.seq.is_some() || self.result.is_some() {
             return;
@@ -469,9 +522,7 @@ impl Job for Dump {
                 }
             }
             Meaning::Data(genl, payload) => {
-                let reply = IpvsMessage::parse_payload(Command::from(genl.cmd), payload)
-                    .map_err(|source| Error::Malformed { command, source })?;
-                self.replies.push(reply);
+                self.collect.reply(Command::from(genl.cmd), payload)?;
             }
         }
         Ok(())
@@ -485,9 +536,9 @@ impl Job for Dump {
     fn is_done(&self) -> bool {
         self.result.is_some()
     }
-    fn finish(self) -> Result<Vec<IpvsMessage>, Error> {
+    fn finish(self) -> Result<C::Output, Error> {
         self.result.unwrap_or(Err(Error::Timeout))?;
-        Ok(self.replies)
+        Ok(self.collect.finish())
     }
 }
 
@@ -518,22 +569,23 @@ impl<J: Job, T, F: FnOnce(J::Output) -> Result<T, Error>> Job for Map<J, F> {
 
 /// Dumps run one after the other (the kernel allows one dump in progress
 /// per socket), each built from the results so far.
-pub(crate) struct Sequence<S, N> {
+pub(crate) struct Sequence<S, C: Collect, N> {
     pub(crate) state: S,
-    pub(crate) current: Option<Dump>,
+    pub(crate) current: Option<Dump<C>>,
     /// Build the next dump from the state, or `None` when finished.
     pub(crate) next: N,
     pub(crate) error: Option<Error>,
     /// Take in one dump's outcome; an error returned ends the sequence.
-    pub(crate) absorb: Absorb<S>,
+    pub(crate) absorb: Absorb<S, C>,
 }
 
 /// How a [`Sequence`] takes in one dump's outcome.
-pub(crate) type Absorb<S> = fn(&mut S, Result<Vec<IpvsMessage>, Error>) -> Result<(), Error>;
+pub(crate) type Absorb<S, C> =
+    fn(&mut S, Result<<C as Collect>::Output, Error>) -> Result<(), Error>;
 
-impl<S, N: FnMut(&mut S) -> Option<IpvsMessage>> Sequence<S, N> {
-    pub(crate) fn new(mut state: S, mut next: N, absorb: Absorb<S>) -> Self {
-        let current = next(&mut state).map(Dump::new);
+impl<S, C: Collect, N: FnMut(&mut S) -> Option<Dump<C>>> Sequence<S, C, N> {
+    pub(crate) fn new(mut state: S, mut next: N, absorb: Absorb<S, C>) -> Self {
+        let current = next(&mut state);
         Sequence {
             state,
             current,
@@ -546,7 +598,7 @@ impl<S, N: FnMut(&mut S) -> Option<IpvsMessage>> Sequence<S, N> {
     fn advance(&mut self) {
         while let Some(dump) = self.current.take_if(|d| d.is_done()) {
             match (self.absorb)(&mut self.state, dump.finish()) {
-                Ok(()) => self.current = (self.next)(&mut self.state).map(Dump::new),
+                Ok(()) => self.current = (self.next)(&mut self.state),
                 Err(e) => {
                     self.error = Some(e);
                     return;
@@ -556,7 +608,7 @@ impl<S, N: FnMut(&mut S) -> Option<IpvsMessage>> Sequence<S, N> {
     }
 }
 
-impl<S, N: FnMut(&mut S) -> Option<IpvsMessage>> Job for Sequence<S, N> {
+impl<S, C: Collect, N: FnMut(&mut S) -> Option<Dump<C>>> Job for Sequence<S, C, N> {
     type Output = S;
     fn transmit(&mut self, tx: &mut TxContext, out: &mut Vec<u8>) {
         if let Some(d) = &mut self.current {

@@ -12,6 +12,7 @@
 
 pub mod attr;
 pub(crate) mod exchange;
+pub mod reply;
 pub use exchange::decode_datagram;
 
 use netlink_packet_core::{
@@ -194,6 +195,42 @@ impl IpvsMessage {
             attributes,
             nested_flag,
         })
+    }
+}
+
+impl IpvsMessage {
+    /// The first service nest in the model, `None` if there is none (a
+    /// `GET_SERVICE` reply has one).
+    pub fn service_status(
+        &self,
+    ) -> Result<Option<crate::model::ServiceStatus>, crate::model::ModelError> {
+        self.attributes
+            .iter()
+            .find_map(|a| match a {
+                CommandAttribute::Service(s) => {
+                    Some(crate::model::ServiceStatus::from_attributes(s))
+                }
+                _ => None,
+            })
+            .transpose()
+    }
+
+    /// Every destination nest in the model, in order (a `GET_DEST` reply
+    /// has one); `service_family` stands in for an absent
+    /// `IPVS_DEST_ATTR_ADDR_FAMILY`.
+    pub fn destination_statuses(
+        &self,
+        service_family: crate::model::Family,
+    ) -> Result<Vec<crate::model::DestinationStatus>, crate::model::ModelError> {
+        self.attributes
+            .iter()
+            .filter_map(|a| match a {
+                CommandAttribute::Destination(d) => Some(
+                    crate::model::DestinationStatus::from_attributes(d, service_family),
+                ),
+                _ => None,
+            })
+            .collect()
     }
 }
 
