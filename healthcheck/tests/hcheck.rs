@@ -330,7 +330,9 @@ async fn udp_payload_and_require_reply() {
         first("udp", echo, &["--payload", "ping", "--require-reply"]).await,
         up("check succeeded")
     );
-    let silent = std::net::UdpSocket::bind((unique_loopback(), 0)).unwrap();
+    // Outside the ephemeral range: once closed, the port stays closed.
+    let ip = unique_loopback();
+    let silent = std::net::UdpSocket::bind((ip, free_udp_port(ip))).unwrap();
     let silent_addr = silent.local_addr().unwrap();
     let options = ["--require-reply", "--connect-timeout", "0.3"];
     assert_eq!(

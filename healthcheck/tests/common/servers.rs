@@ -173,12 +173,26 @@ impl Drop for Dnsmasq {
     }
 }
 
+/// A UDP port free on `ip`, below the kernel's ephemeral range
+/// (`ip_local_port_range`, ip(7)). A port in that range can be given at any
+/// moment to an unbound UDP socket of any process on the host, bound to the
+/// wildcard address; it would then take what a test sends to a port it
+/// expects closed, and no ICMP port unreachable would come back.
 pub fn free_udp_port(ip: IpAddr) -> u16 {
-    std::net::UdpSocket::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let base = 10_000.min(ephemeral_low / 2).max(1024);
+    let span = ephemeral_low.saturating_sub(base).max(1);
+    let seed = std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(NEXT.fetch_add(101, std::sync::atomic::Ordering::Relaxed));
+    (0..span)
+        .map(|i| (base + seed.wrapping_add(i) % span) as u16)
+        .find(|port| std::net::UdpSocket::bind((ip, *port)).is_ok())
+        .expect("a free UDP port below the ephemeral range")
 }
 
 /// Starts Debian's dnsmasq answering `svc.test` with 10.1.2.3, and waits
