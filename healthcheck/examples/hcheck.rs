@@ -162,6 +162,7 @@ fn build(args: &Args) -> anyhow::Result<CheckSpec> {
             http: http()?,
             ca_file: args.ca.clone(),
             sni: args.sni.clone(),
+            client_certificate: None,
         }),
         Kind::Smtp => {
             let mut s = SmtpCheck::default();

@@ -306,6 +306,19 @@ pub struct SslGet {
     pub ca_file: Option<PathBuf>,
     /// Server name sent in SNI (and verified when `ca_file` is set).
     pub sni: Option<String>,
+    /// A certificate to present when the server asks for one.
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// A client certificate for SSL_GET: PEM files of the chain (leaf first)
+/// and of its unencrypted private key (keepalived's `SSL` block
+/// `certificate` and `key`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientCertificate {
+    /// The certificate chain.
+    pub certificate: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `SMTP_CHECK` options.

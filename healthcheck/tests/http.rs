@@ -394,6 +394,37 @@ async fn ssl_get_with_ca_and_sni() {
     }
 }
 
+/// A server that requires a client certificate: refused without one,
+/// passed with the configured PEM certificate and key.
+#[tokio::test]
+async fn ssl_get_presents_its_client_certificate() {
+    use lvskit_healthcheck::config::ClientCertificate;
+    let client = rcgen::generate_simple_self_signed(vec!["lb.example".into()]).unwrap();
+    let server = tls_server_for_clients(
+        Reply {
+            status: 200,
+            body: b"tls",
+            delay: Duration::ZERO,
+        },
+        Some(client.cert.der().clone()),
+    )
+    .await;
+    let mut ssl = SslGet::default();
+    // With TLS 1.3 the server's alert arrives after the client's side of
+    // the handshake, so it surfaces on the HTTP exchange.
+    match run(&ssl_spec(server.addr, ssl.clone())).await {
+        Outcome::Failure(e) if e.to_string().contains("CertificateRequired") => {}
+        other => panic!("no client certificate, yet {other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let certificate = dir.path().join("lb.pem");
+    let key = dir.path().join("lb.key");
+    std::fs::write(&certificate, client.cert.pem()).unwrap();
+    std::fs::write(&key, client.signing_key.serialize_pem()).unwrap();
+    ssl.client_certificate = Some(ClientCertificate { certificate, key });
+    assert_eq!(run(&ssl_spec(server.addr, ssl)).await, OK);
+}
+
 #[tokio::test]
 async fn tls_garbage_fails_cleanly() {
     let addr = raw_server(|mut s| async move {

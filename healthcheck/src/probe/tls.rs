@@ -1,15 +1,17 @@
 //! SSL_GET: HTTP over TLS (rustls). As in keepalived, the server
 //! certificate is not verified unless a CA file is given; handshake
-//! signatures are still checked against the presented certificate.
+//! signatures are still checked against the presented certificate. A
+//! client certificate, when configured, is presented to servers that ask.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
+use rustls::client::WantsClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ConfigBuilder, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_rustls::TlsConnector;
 
 use crate::config::{ConnectOptions, SslGet};
@@ -74,15 +76,22 @@ fn client_config(ssl: &SslGet) -> Result<Arc<ClientConfig>, ProbeError> {
             .map_err(tls_error)
     };
     let Some(ca_file) = &ssl.ca_file else {
-        if let Some(config) = UNVERIFIED.get() {
+        let shared = ssl.client_certificate.is_none();
+        if let (true, Some(config)) = (shared, UNVERIFIED.get()) {
             return Ok(config.clone());
         }
         let verifier = AcceptAnyCertificate(provider().signature_verification_algorithms);
-        let config = builder()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        return Ok(UNVERIFIED.get_or_init(|| Arc::new(config)).clone());
+        let config = Arc::new(client_auth(
+            builder()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier)),
+            ssl,
+        )?);
+        return Ok(if shared {
+            UNVERIFIED.get_or_init(|| config).clone()
+        } else {
+            config
+        });
     };
     let mut roots = RootCertStore::empty();
     for cert in
@@ -91,11 +100,27 @@ fn client_config(ssl: &SslGet) -> Result<Arc<ClientConfig>, ProbeError> {
         let cert = cert.map_err(|e| tls_error(format!("CA file: {e}")))?;
         roots.add(cert).map_err(tls_error)?;
     }
-    Ok(Arc::new(
-        builder()?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    Ok(Arc::new(client_auth(
+        builder()?.with_root_certificates(roots),
+        ssl,
+    )?))
+}
+
+/// Finishes `builder` with the client certificate of `ssl`, if any, read
+/// from its PEM files.
+fn client_auth(
+    builder: ConfigBuilder<ClientConfig, WantsClientCert>,
+    ssl: &SslGet,
+) -> Result<ClientConfig, ProbeError> {
+    let Some(client) = &ssl.client_certificate else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let chain = CertificateDer::pem_file_iter(&client.certificate)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| tls_error(format!("client certificate: {e}")))?;
+    let key = PrivateKeyDer::from_pem_file(&client.key)
+        .map_err(|e| tls_error(format!("client key: {e}")))?;
+    builder.with_client_auth_cert(chain, key).map_err(tls_error)
 }
 
 /// The SSL_GET probe: TLS handshake then every url, one connection each.

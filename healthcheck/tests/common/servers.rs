@@ -80,18 +80,38 @@ pub struct TlsServer {
 }
 
 pub async fn tls_server(reply: Reply) -> TlsServer {
+    tls_server_for_clients(reply, None).await
+}
+
+/// As [`tls_server`]; with `client_ca`, the server requires a client
+/// certificate issued by it (here: that self-signed certificate itself).
+pub async fn tls_server_for_clients(
+    reply: Reply,
+    client_ca: Option<rustls::pki_types::CertificateDer<'static>>,
+) -> TlsServer {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let ca_pem = ck.cert.pem();
     let cert = ck.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(vec![cert], key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind((unique_loopback(), 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
