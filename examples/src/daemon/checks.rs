@@ -10,8 +10,8 @@
 
 use anyhow::{Context, Result, bail};
 use lvskit_healthcheck::config::{
-    DnsCheck, FileCheck, HttpGet, HttpVersion, MiscCheck, SmtpCheck, SslGet, StatusCodes, UdpCheck,
-    UrlCheck, parse_digest,
+    ClientCertificate, DnsCheck, FileCheck, HttpGet, HttpVersion, MiscCheck, SmtpCheck, SslGet,
+    StatusCodes, UdpCheck, UrlCheck, parse_digest,
 };
 use lvskit_healthcheck::{CheckKind, CheckSpec};
 use lvskit_kconf::model::{self as kconf, CheckerKind, Directive};
@@ -161,8 +161,8 @@ fn http_get(
     })
 }
 
-/// SSL_GET: the HTTP part, the CA of the global `SSL` block, and SNI (the
-/// virtualhost) with `enable_sni`.
+/// SSL_GET: the HTTP part, the CA and client certificate of the global
+/// `SSL` block, and SNI (the virtualhost) with `enable_sni`.
 fn ssl_get(
     config: &kconf::Config,
     http: &kconf::HttpCheck,
@@ -172,11 +172,19 @@ fn ssl_get(
 ) -> Result<SslGet> {
     let http = http_get(http, vs, rs)?;
     let ssl = config.ssl.clone().unwrap_or_default();
-    if ssl.certificate.is_some() || ssl.key.is_some() {
-        tracing::warn!(
-            "SSL block: client certificates are not sent by lvskitd's SSL_GET; servers that require one will fail the check"
+    if ssl.password.is_some() {
+        bail!(
+            "SSL block: password (an encrypted key) is not supported; give lvskitd the key unencrypted"
         );
     }
+    let client_certificate = match (ssl.certificate, ssl.key) {
+        (Some(certificate), Some(key)) => Some(ClientCertificate {
+            certificate: PathBuf::from(certificate),
+            key: PathBuf::from(key),
+        }),
+        (None, None) => None,
+        _ => bail!("SSL block: certificate and key go together"),
+    };
     let sni = if flag(&checker.extra, "enable_sni").unwrap_or(false) {
         let name = http
             .virtualhost
@@ -190,6 +198,7 @@ fn ssl_get(
         http,
         ca_file: ssl.ca.map(PathBuf::from),
         sni,
+        client_certificate,
     })
 }
 
@@ -441,6 +450,38 @@ mod tests {
         assert_eq!(ssl.http.virtualhost.as_deref(), Some("rs.example"));
         assert_eq!(ssl.sni.as_deref(), Some("rs.example"));
         assert_eq!(ssl.ca_file, Some(PathBuf::from("/etc/ssl/ca.pem")));
+    }
+
+    #[test]
+    fn the_ssl_block_s_certificate_and_key_are_presented_by_ssl_get() {
+        let mut config = config("", "SSL_GET {\n url {\n path /\n }\n }");
+        let map_ssl = |config: &kconf::Config| {
+            let vs = &config.virtual_servers[0];
+            let rs = &vs.real_servers[0];
+            specs(config, vs, rs, &rs.checkers[0]).map(|mut specs| specs.remove(0).kind)
+        };
+        let ssl = config.ssl.as_mut().unwrap();
+        ssl.certificate = Some("/etc/ssl/lb.pem".into());
+        ssl.key = Some("/etc/ssl/lb.key".into());
+        let CheckKind::Ssl(ssl_get) = map_ssl(&config).unwrap() else {
+            panic!("not SSL_GET")
+        };
+        assert_eq!(
+            ssl_get.client_certificate,
+            Some(ClientCertificate {
+                certificate: "/etc/ssl/lb.pem".into(),
+                key: "/etc/ssl/lb.key".into(),
+            })
+        );
+        // An encrypted key, or half a pair, is refused rather than dropped.
+        config.ssl.as_mut().unwrap().password = Some("secret".into());
+        let refused = map_ssl(&config).unwrap_err().to_string();
+        assert!(refused.contains("password"), "{refused}");
+        let ssl = config.ssl.as_mut().unwrap();
+        ssl.password = None;
+        ssl.key = None;
+        let refused = map_ssl(&config).unwrap_err().to_string();
+        assert!(refused.contains("go together"), "{refused}");
     }
 
     #[test]
