@@ -119,6 +119,18 @@ fn netns_lvskitd_sync_group_moves_both_vips_when_one_link_fails() -> Result<()> 
     let mut reader = open_fifo(&fifo, &master)?;
     wait_addr(&lb1, "eth0", "10.0.0.100", true)?;
     wait_addr(&lb1, "eth1", "10.0.1.100", true)?;
+    let socket = lab.dir().join("lb1.sock");
+    let status = lb1.run([
+        env!("CARGO_BIN_EXE_lvskitd"),
+        "--status",
+        "--status-socket",
+        &socket.to_string_lossy(),
+    ])?;
+    let json: serde_json::Value = serde_json::from_str(&status).context("status JSON")?;
+    for instance in json["vrrp_instances"].as_array().context("no instances")? {
+        ensure!(instance["sync_group"] == "VG_1", "{json}");
+        ensure!(instance["state"] == "MASTER", "{json}");
+    }
     let mut backup = start_lvskitd(&lb2, "lb2", &group_config(50, "BACKUP", None))?;
     backup.wait_for_output("(VI_B) Entering BACKUP STATE", Duration::from_secs(10))?;
     std::thread::sleep(Duration::from_millis(1500));

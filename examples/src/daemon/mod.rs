@@ -324,8 +324,14 @@ async fn serve_client(
                         .cloned()
                         .unwrap_or(("INIT".into(), String::new()));
                     let snapshot = live.iter().find(|i| *i.name == *vi.name);
+                    let group = config
+                        .vrrp_sync_groups
+                        .iter()
+                        .find(|g| g.group.contains(&vi.name))
+                        .map(|g| g.name.as_str());
                     json!({
                         "name": vi.name,
+                        "sync_group": group,
                         "interface": vi.interface,
                         "virtual_router_id": vi.virtual_router_id,
                         "priority": vi.priority,

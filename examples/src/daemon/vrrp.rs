@@ -335,8 +335,11 @@ impl Vrrp {
                 );
             }
         }
-        self.role_watcher.abort();
-        self.role_watcher = spawn_role_watcher(&new, self.roles.clone());
+        // Restarted only for a change: a restart reports every role again.
+        if Watched::from_plan(&new) != Watched::from_plan(&self.plan) {
+            self.role_watcher.abort();
+            self.role_watcher = spawn_role_watcher(&new, self.roles.clone());
+        }
         self.plan = new;
         match first_error {
             None => Ok(()),
@@ -414,7 +417,7 @@ async fn run(
 }
 
 /// One instance as the role watcher sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watched {
     /// Instance name.
     pub name: String,
