@@ -7,21 +7,22 @@
 //! keepalived is skipped (with a message) when it is not installed.
 //!
 //! Measured on the shared 2-core development machine, keepalived in the
-//! same run (load average 10.6-12.4, so the wall times mostly measure the
-//! scheduler; CPU time is the better guide there):
+//! same run, twice (load average 9-12, so the wall times mostly measure
+//! the scheduler; CPU time is the better guide there):
 //!
-//! | what (80,000-line file)             | wall     | CPU     |
-//! |-------------------------------------|----------|---------|
-//! | lvskit `parse_file`, this bench     | 21.7 ms  | 11.3 ms |
-//! | `keepalived -t`, this bench         | 260 ms   | 127 ms  |
-//! | `kconf check FILE` (hyperfine)      | 56.1 ms  | 26.0 ms |
-//! | `keepalived -t -f FILE` (hyperfine) | 291 ms   | 115 ms  |
+//! | what (80,000-line file)             | wall run 1 / 2  | CPU run 1 / 2     |
+//! |-------------------------------------|-----------------|-------------------|
+//! | lvskit `parse_file`, this bench     | 21.7 / 24.2 ms  | 11.3 / 12.8 ms    |
+//! | `keepalived -t`, this bench         | 260 / 231 ms    | 127 / 119.7 ms    |
+//! | `kconf check FILE` (hyperfine)      | 56.1 ms         | 26.0 ms           |
+//! | `keepalived -t -f FILE` (hyperfine) | 291 ms          | 115 ms            |
 //!
-//! In process, lvskit is 12.0× faster in wall time and 11.3× in CPU time:
-//! the 10× target is met on this loaded machine (the previous round, also
-//! at load 10-11, measured 8× / 6×; quiet, 14.9 ms against 118.7 ms, 8.0×).
-//! As a whole `kconf check` process it is 4.4× in CPU time, half of which is
-//! the kernel faulting in fresh memory (5,300 page faults).
+//! In process, lvskit is 12.0× / 9.6× faster in wall time and 11.3× / 9.4×
+//! in CPU time: about the 10× target, not clearly above it on this loaded
+//! machine (the previous round, also at load 10-11, measured 8× / 6×;
+//! quiet, 14.9 ms against 118.7 ms, 8.0×). As a whole `kconf check` process
+//! it is 4.4× in CPU time, about half of which is the kernel faulting in
+//! fresh memory (5,300 page faults).
 //!
 //! Instruction counts (callgrind, deterministic): `kconf check` went from
 //! 107 M to 81 M this round (parse + model + dropping it, as this bench
