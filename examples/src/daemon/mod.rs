@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod pidfile;
+pub mod realtime;
 pub mod sdnotify;
 pub mod vrrp;
 pub mod vsgroup;
@@ -151,6 +152,7 @@ pub async fn run(settings: Settings) -> Result<()> {
                 monitor.clone(),
                 settings.keep_vips,
                 roles_tx,
+                realtime::vrrp_rt_priority(&config.global)?,
             )
             .await?,
         )

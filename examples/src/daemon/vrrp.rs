@@ -192,7 +192,8 @@ impl Vrrp {
     /// single-threaded runtime, so that nothing the checkers do (load, a
     /// panic) can delay an advertisement. Its snapshots and transitions go
     /// to `monitor`, each instance's role (its VIPs present) to `roles`;
-    /// with `keep_vips` (`-V`) the VIPs stay on the interfaces at shutdown.
+    /// with `keep_vips` (`-V`) the VIPs stay on the interfaces at shutdown;
+    /// with `rt_priority` (`vrrp_rt_priority`) the thread runs SCHED_RR.
     /// The thread ends when `shutdown` fires and every instance has sent
     /// its priority-0 adverts and removed its VIPs.
     pub async fn start(
@@ -201,12 +202,16 @@ impl Vrrp {
         monitor: super::monitor::VrrpMonitor,
         keep_vips: bool,
         roles: mpsc::UnboundedSender<(String, bool)>,
+        rt_priority: Option<u8>,
     ) -> Result<Vrrp> {
         let (ready, started) = tokio::sync::oneshot::channel();
         let setup = plan.clone();
         let thread = std::thread::Builder::new()
             .name("vrrp".into())
             .spawn(move || {
+                if let Some(priority) = rt_priority {
+                    super::realtime::set_current_thread("VRRP", priority);
+                }
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
