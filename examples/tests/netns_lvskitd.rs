@@ -619,28 +619,6 @@ fn netns_lvskitd_dont_release_vrrp_keeps_the_vip_on_exit() -> Result<()> {
     Ok(())
 }
 
-/// Each thread of `pid`: its name, scheduling policy and realtime priority
-/// (`/proc/PID/task/TID/stat` fields 41 and 40).
-fn thread_scheduling(pid: u32) -> Result<Vec<(String, u32, u32)>> {
-    let mut threads = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let dir = task?.path();
-        let name = std::fs::read_to_string(dir.join("comm"))?.trim().to_owned();
-        let stat = std::fs::read_to_string(dir.join("stat"))?;
-        // Fields after the name (which may hold spaces) start at field 3.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("stat without a name")?
-            .1
-            .split_whitespace()
-            .collect();
-        let field =
-            |n: usize| -> Result<u32> { Ok(fields.get(n - 3).context("short stat")?.parse()?) };
-        threads.push((name, field(41)?, field(40)?));
-    }
-    Ok(threads)
-}
-
 /// `vrrp_rt_priority`: the VRRP thread runs SCHED_RR (policy 2) at the
 /// configured priority, and the rest of lvskitd at normal priority.
 #[test]
@@ -652,7 +630,7 @@ fn netns_lvskitd_vrrp_rt_priority_schedules_the_vrrp_thread() -> Result<()> {
     );
     let daemon = spawn_vrrp_only(&lb1, "lb1", &config, &[], &[])?;
     wait_vip(&lb1, true, Duration::from_secs(10))?;
-    let threads = thread_scheduling(daemon.pid())?;
+    let threads = daemon.thread_scheduling()?;
     let vrrp: Vec<_> = threads.iter().filter(|(name, ..)| name == "vrrp").collect();
     ensure!(
         vrrp.len() == 1 && (vrrp[0].1, vrrp[0].2) == (2, 20),

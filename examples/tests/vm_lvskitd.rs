@@ -418,6 +418,45 @@ fn vm_lvskitd_tunnel_options_reach_the_kernel() {
     });
 }
 
+/// `checker_rt_priority`: the runtime threads that run the checkers
+/// (tokio's workers) run SCHED_RR (policy 2) at the configured priority;
+/// the main thread keeps normal priority.
+#[test]
+fn vm_lvskitd_checker_rt_priority_schedules_the_checker_threads() {
+    run_on_director(|_, lb| {
+        let config = "global_defs {\n    checker_rt_priority 15\n}\n\
+                      virtual_server 10.0.0.100 80 {\n    lb_algo rr\n    lb_kind DR\n    \
+                      protocol TCP\n    real_server 10.0.0.11 80 {\n    }\n}\n";
+        let lvskitd = start_lvskitd(lb, config)?;
+        wait_for_table(
+            lb,
+            &lvskitd,
+            &[(SERVICE, &[("10.0.0.11:80", "Route", 1)])],
+            Duration::from_secs(60),
+        )?;
+        let threads = lvskitd.thread_scheduling()?;
+        let workers: Vec<_> = threads
+            .iter()
+            .filter(|(name, ..)| name == "tokio-rt-worker")
+            .collect();
+        ensure!(
+            !workers.is_empty()
+                && workers
+                    .iter()
+                    .all(|(_, policy, priority)| (*policy, *priority) == (2, 15)),
+            "{threads:?}\n{}",
+            lvskitd.stderr()
+        );
+        ensure!(
+            threads
+                .iter()
+                .any(|(name, policy, _)| name == "lvskitd" && *policy == 0),
+            "{threads:?}"
+        );
+        stop_lvskitd(lb, lvskitd)
+    });
+}
+
 /// `lb` on a captured bridge at 10.0.0.2/24, running lvskitd (`flags`)
 /// with `config` after a master VRRP instance (`advert_int 1`, VIP
 /// 10.0.0.100); returns once it holds the VIP.

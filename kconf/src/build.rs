@@ -435,8 +435,8 @@ impl Builder<'_> {
                 // Kept as written for lvskitd, which starts the sync daemon from it.
                 "lvs_sync_daemon" => g.extra.push(directive(m)),
                 // Kept as written for lvskitd, which schedules its VRRP
-                // thread with it.
-                "vrrp_rt_priority" => g.extra.push(directive(m)),
+                // thread and its checkers' threads with them.
+                "vrrp_rt_priority" | "checker_rt_priority" => g.extra.push(directive(m)),
                 _ => self.keep(m, &mut g.extra),
             }
         }

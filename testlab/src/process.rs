@@ -124,6 +124,29 @@ impl Process {
         &self.name
     }
 
+    /// Each of its threads: name, scheduling policy (0 normal, 1 FIFO, 2
+    /// RR) and realtime priority (`/proc/PID/task/TID/stat` fields 41 and
+    /// 40).
+    pub fn thread_scheduling(&self) -> Result<Vec<(String, u32, u32)>> {
+        let mut threads = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid()))? {
+            let dir = task?.path();
+            let name = std::fs::read_to_string(dir.join("comm"))?.trim().to_owned();
+            let stat = std::fs::read_to_string(dir.join("stat"))?;
+            // Fields after the name (which may hold spaces) start at field 3.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .context("stat without a name")?
+                .1
+                .split_whitespace()
+                .collect();
+            let field =
+                |n: usize| -> Result<u32> { Ok(fields.get(n - 3).context("short stat")?.parse()?) };
+            threads.push((name, field(41)?, field(40)?));
+        }
+        Ok(threads)
+    }
+
     /// Everything the process wrote to stdout so far.
     pub fn stdout(&self) -> String {
         read_lossy(&self.stdout_path)

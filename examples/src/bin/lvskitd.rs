@@ -170,9 +170,22 @@ fn main() -> Result<()> {
         status_socket: args.status_socket,
         metrics_listen: args.metrics_listen,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    // `checker_rt_priority` is read before the runtime exists, so that
+    // each of its threads (they run the checkers) starts with it; the
+    // daemon reads the configuration again as it starts.
+    let checker_priority = if settings.check {
+        let parsed = daemon::load(&settings.config_file, settings.config_id.as_deref());
+        daemon::realtime::checker_rt_priority(&parsed.config.global)?
+    } else {
+        None
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(2).enable_all();
+    if let Some(priority) = checker_priority {
+        runtime.on_thread_start(move || {
+            daemon::realtime::set_current_thread("checker thread", priority);
+        });
+    }
+    let runtime = runtime.build()?;
     runtime.block_on(daemon::run(settings))
 }
