@@ -487,13 +487,7 @@ fn interop(variant: Variant) -> Result<()> {
     };
     let mut ka = start_keepalived("ka-100", &keepalived)?;
     ka.wait_for_log("Entering BACKUP STATE", Duration::from_secs(10))
-        .with_context(|| {
-            format!(
-                "phase 1\nvrrpd:\n{}\nkeepalived:\n{}",
-                logs(&net, 1),
-                ka_log(&net)
-            )
-        })?;
+        .with_context(|| phase_logs(&net, 1))?;
     std::thread::sleep(variant.interval * 5);
     ensure!(
         !ka.log().contains("Entering MASTER STATE"),
@@ -518,58 +512,25 @@ fn interop(variant: Variant) -> Result<()> {
     let stop = SystemTime::now();
     terminate(&mut vrrpd)?;
     ka.wait_for_log("Entering MASTER STATE", mdi)
-        .with_context(|| {
-            format!(
-                "phase 2\nvrrpd:\n{}\nkeepalived:\n{}",
-                logs(&net, 1),
-                ka_log(&net)
-            )
-        })?;
-    net.wait_vip_only_on(2, &both, vip, mdi).with_context(|| {
-        format!(
-            "phase 2\nvrrpd:\n{}\nkeepalived:\n{}",
-            logs(&net, 1),
-            ka_log(&net)
-        )
-    })?;
+        .with_context(|| phase_logs(&net, 2))?;
+    net.wait_vip_only_on(2, &both, vip, mdi)
+        .with_context(|| phase_logs(&net, 2))?;
 
     // 3.
     let mut vrrpd = net.vrrpd(1, "vrrpd-2", &args("150"))?;
-    net.wait_vip_only_on(1, &both, vip, mdi).with_context(|| {
-        format!(
-            "phase 3\nvrrpd:\n{}\nkeepalived:\n{}",
-            logs(&net, 1),
-            ka_log(&net)
-        )
-    })?;
+    net.wait_vip_only_on(1, &both, vip, mdi)
+        .with_context(|| phase_logs(&net, 3))?;
     ka.wait_for_log_count("Entering BACKUP STATE", 2, mdi)
-        .with_context(|| {
-            format!(
-                "phase 3\nvrrpd:\n{}\nkeepalived:\n{}",
-                logs(&net, 1),
-                ka_log(&net)
-            )
-        })?;
+        .with_context(|| phase_logs(&net, 3))?;
 
     // 4.
     ka.terminate(Duration::from_secs(5))?;
     keepalived.priority = 200;
     let mut ka = start_keepalived("ka-200", &keepalived)?;
     ka.wait_for_log("Entering MASTER STATE", mdi + Duration::from_secs(3))
-        .with_context(|| {
-            format!(
-                "phase 4\nvrrpd:\n{}\nkeepalived:\n{}",
-                logs(&net, 1),
-                ka_log(&net)
-            )
-        })?;
-    net.wait_vip_only_on(2, &both, vip, mdi).with_context(|| {
-        format!(
-            "phase 4\nvrrpd:\n{}\nkeepalived:\n{}",
-            logs(&net, 1),
-            ka_log(&net)
-        )
-    })?;
+        .with_context(|| phase_logs(&net, 4))?;
+    net.wait_vip_only_on(2, &both, vip, mdi)
+        .with_context(|| phase_logs(&net, 4))?;
     std::thread::sleep(variant.interval * 5);
     ensure!(
         net.has_vip(2, vip)? && !net.has_vip(1, vip)?,
@@ -584,13 +545,7 @@ fn interop(variant: Variant) -> Result<()> {
         mdi,
         || net.has_vip(1, vip),
     )
-    .with_context(|| {
-        format!(
-            "phase 5\nvrrpd:\n{}\nkeepalived:\n{}",
-            logs(&net, 1),
-            ka_log(&net)
-        )
-    })?;
+    .with_context(|| phase_logs(&net, 5))?;
     terminate(&mut vrrpd)?;
 
     let frames = net.frames();
@@ -1348,6 +1303,15 @@ where
             .build()?
             .block_on(test())
     })
+}
+
+/// What an interop phase failure shows: vrrpd's and keepalived's logs.
+fn phase_logs(net: &Net, phase: u8) -> String {
+    format!(
+        "phase {phase}\nvrrpd:\n{}\nkeepalived:\n{}",
+        logs(net, 1),
+        ka_log(net)
+    )
 }
 
 /// Waits up to 2 s for `vip` to be present (or absent) on `node`'s eth0.
