@@ -9,7 +9,8 @@ use lvskit_vrrp::linux::driver::{
     Driver, DriverHandle, DriverOptions, GroupTransition, InstanceSpec, unspecified,
 };
 use lvskit_vrrp::{
-    AddressFamily, Authentication, Config, InitialState, UnicastPeer, Version, VirtualAddress,
+    AddressFamily, Authentication, Config, InitialState, Track, TrackKind, UnicastPeer, Version,
+    VirtualAddress,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::NetlinkPayload;
@@ -90,6 +91,33 @@ pub fn instance_config(
         .collect();
     config.preempt = !instance.nopreempt;
     config.preempt_delay = instance.preempt_delay;
+    config.tracks = instance
+        .track_interface
+        .iter()
+        .map(|tracked| {
+            // keepalived's default weight 0: the interface down is FAULT.
+            let weight = tracked.weight.unwrap_or(0);
+            let weight = i16::try_from(weight)
+                .ok()
+                .filter(|w| (-253..=253).contains(w))
+                .with_context(|| {
+                    format!(
+                        "{name}: track_interface {} weight {weight} is outside -253..253",
+                        tracked.name
+                    )
+                })?;
+            let mut track =
+                Track::new(TrackKind::Interface(tracked.name.clone())).with_weight(weight);
+            track.reverse = tracked.reverse;
+            Ok(track)
+        })
+        .collect::<Result<_>>()?;
+    if !instance.track_script.is_empty() {
+        // Said out loud rather than ignored.
+        tracing::warn!(
+            "({name}) track_script is not applied by lvskitd yet: its scripts do not change the priority"
+        );
+    }
     config.initial_state = match instance.state {
         kconf::InitialState::Master => InitialState::Master,
         kconf::InitialState::Backup => InitialState::Backup,
@@ -571,6 +599,30 @@ mod tests {
         ));
         let error = plan(&twice).unwrap_err().to_string();
         assert!(error.contains("already in another group"), "{error}");
+    }
+
+    #[test]
+    fn track_interface_becomes_an_interface_track_with_its_weight() {
+        let text = instance("VI_A", "eth0", 51, "10.0.0.100/24").replace(
+            " priority 100\n",
+            " priority 100\n track_interface {\n eth1\n eth2 weight -20\n eth3 weight 10 reverse\n }\n",
+        );
+        let planned = plan(&parse(&text)).unwrap().instances.remove(0);
+        let tracks: Vec<(TrackKind, i16, bool)> = planned
+            .config
+            .tracks
+            .iter()
+            .map(|t| (t.kind.clone(), t.weight, t.reverse))
+            .collect();
+        let interface = |name: &str| TrackKind::Interface(name.into());
+        assert_eq!(
+            tracks,
+            [
+                (interface("eth1"), 0, false),
+                (interface("eth2"), -20, false),
+                (interface("eth3"), 10, true),
+            ]
+        );
     }
 
     #[test]
