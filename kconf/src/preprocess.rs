@@ -81,16 +81,17 @@ pub fn default_config_id() -> Option<String> {
     (!short.is_empty()).then(|| short.to_string())
 }
 
-/// One word of a configuration line.
+/// One word of a configuration line: 40 bytes, and the 80,000-line
+/// benchmark has 118,000 of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     /// The word, without surrounding double quotes (stored inline when
-    /// short: most words are).
+    /// short: most words are). keepalived treats a quoted word as the same
+    /// word unquoted, so whether it was quoted is not kept; its span
+    /// includes the quotes.
     pub text: CompactString,
     /// Where it was written.
     pub span: Span,
-    /// Whether it was written in double quotes.
-    pub quoted: bool,
 }
 
 /// One line of configuration after preprocessing and brace splitting: a
@@ -1213,7 +1214,6 @@ impl<'a> Pre<'a> {
                     self.out.words.push(Token {
                         text: CompactString::from(&text[word..i]),
                         span: self.span(origin, col(word), (i - word) as u32),
-                        quoted: false,
                     });
                     if let Some(p) = &mut piece {
                         p.2 = i;
@@ -1291,7 +1291,6 @@ impl<'a> Pre<'a> {
                         out.push(Token {
                             text: CompactString::from(&s[start..end]),
                             span: self.span(origin, st.col(i), (end + 1 - i) as u32),
-                            quoted: true,
                         });
                         i = end + 1;
                     }
@@ -1314,7 +1313,6 @@ impl<'a> Pre<'a> {
                 out.push(Token {
                     text: CompactString::from(&s[start..i]),
                     span: self.span(origin, st.col(start), (i - start) as u32),
-                    quoted: false,
                 });
             }
         }
@@ -1890,6 +1888,13 @@ mod tests {
         }
         assert!(kept.contains(&"track_script") && kept.contains(&"notify_master"));
         assert!(keeps_raw("xscript") && !keeps_raw("scrip") && !keeps_raw("10.0.0.1"));
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_token_stays_small() {
+        // One per word: the big configurations hold hundreds of thousands.
+        assert_eq!(std::mem::size_of::<Token>(), 40);
     }
 
     #[test]
