@@ -135,9 +135,10 @@ impl AsyncHandle {
     /// destination dump per service, one after the other.
     pub async fn list(&mut self) -> Result<Vec<crate::reconcile::ServiceState>, Error> {
         let services = self.services().await?;
-        let next = std::sync::atomic::AtomicUsize::new(0);
         let found = self
-            .run(crate::jobs::destination_lists(&services, &next))
+            .run(crate::jobs::destination_lists(&crate::jobs::Listed::new(
+                &services,
+            )))
             .await?;
         Ok(crate::jobs::assemble(services, found))
     }

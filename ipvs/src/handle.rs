@@ -3,7 +3,6 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use netlink_sys::{Socket, protocols::NETLINK_GENERIC};
@@ -388,31 +387,47 @@ impl Handle {
         self.main.run(job)
     }
 
-    /// Every service with its destinations: one service dump, then one
+    /// Every service with its destinations: one service dump and one
     /// destination dump per service. The kernel runs one dump at a time per
     /// socket, so the destination dumps are spread over up to
     /// [`OpenOptions::list_parallelism`] sockets, each driven by its own
-    /// thread (the extra sockets are opened on first use and kept).
+    /// thread (the extra sockets are opened on first use and kept). They
+    /// start while the service dump still runs: each service is handed to
+    /// the other sockets as soon as its reply arrives, and the handle's own
+    /// socket joins in when the service dump is over.
     pub fn list(&mut self) -> Result<Vec<crate::reconcile::ServiceState>, Error> {
-        let services = self.services()?;
-        let sockets = self.options.list_parallelism.min(services.len()).max(1);
+        let sockets = self.options.list_parallelism;
+        if sockets == 1 {
+            let services = self.services()?;
+            let found =
+                self.main
+                    .run(crate::jobs::destination_lists(&crate::jobs::Listed::new(
+                        &services,
+                    )))?;
+            return Ok(crate::jobs::assemble(services, found));
+        }
         while self.helpers.len() + 1 < sockets {
             let helper = Connection::open(&self.options, self.main.tx.family)?;
             self.helpers.push(helper);
         }
-        let next = AtomicUsize::new(0);
-        let found = std::thread::scope(|scope| {
+        let announced = crate::jobs::Announced::default();
+        let (services, found) = std::thread::scope(|scope| {
             let workers: Vec<_> = self.helpers[..sockets - 1]
                 .iter_mut()
                 .map(|helper| {
-                    let (services, next) = (&services, &next);
-                    scope.spawn(move || helper.run(crate::jobs::destination_lists(services, next)))
+                    let announced = &announced;
+                    scope.spawn(move || helper.run(crate::jobs::destination_lists(announced)))
                 })
                 .collect();
-            let mut found = vec![
-                self.main
-                    .run(crate::jobs::destination_lists(&services, &next)),
-            ];
+            // Closed on every path, a panic included: the workers wait
+            // for services until it is.
+            let closer = CloseOnDrop(&announced);
+            let services = self.main.run(crate::jobs::services_announced(&announced));
+            closer.close(services.is_err());
+            let mut found = Vec::new();
+            if services.is_ok() {
+                found.push(self.main.run(crate::jobs::destination_lists(&announced)));
+            }
             for worker in workers {
                 found.push(
                     worker
@@ -420,9 +435,29 @@ impl Handle {
                         .unwrap_or_else(|p| std::panic::resume_unwind(p)),
                 );
             }
-            found.into_iter().collect::<Result<Vec<_>, Error>>()
-        })?;
+            (services, found)
+        });
+        let services = services?;
+        let found = found.into_iter().collect::<Result<Vec<_>, Error>>()?;
         Ok(crate::jobs::assemble(services, found.into_iter().flatten()))
+    }
+}
+
+/// Closes an [`Announced`](crate::jobs::Announced) list when dropped, so
+/// that the threads waiting on it end even if its producer panics.
+struct CloseOnDrop<'a>(&'a crate::jobs::Announced);
+
+impl CloseOnDrop<'_> {
+    fn close(self, abandon: bool) {
+        self.0.close(abandon);
+        // Closed as asked: the drop must not abandon what is left.
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close(true);
     }
 }
 

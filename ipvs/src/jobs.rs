@@ -1,7 +1,9 @@
 //! The requests behind each handle method, as sans-IO jobs: what is sent,
 //! and how the replies become model values. Both handles run these.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::Error;
 use crate::model::{
@@ -52,22 +54,32 @@ fn invalid(command: Command) -> impl Fn(crate::model::ModelError) -> Error {
 }
 
 /// A `GET_SERVICE` dump decoded straight into the model
-/// ([`crate::netlink::reply::service`]).
-#[derive(Debug, Default)]
-struct ServiceList(Vec<ServiceStatus>);
+/// ([`crate::netlink::reply::service`]), each service announced as soon as
+/// it arrives if `announce` is given.
+#[derive(Default)]
+struct ServiceList<'a> {
+    list: Vec<ServiceStatus>,
+    announce: Option<&'a Announced>,
+}
 
-impl Collect for ServiceList {
+impl Collect for ServiceList<'_> {
     type Output = Vec<ServiceStatus>;
     fn reply(&mut self, command: Command, attributes: &[u8]) -> Result<(), Error> {
-        self.0
-            .extend(crate::netlink::reply::service(command, attributes)?);
+        if let Some(service) = crate::netlink::reply::service(command, attributes)? {
+            if let Some(announced) = self.announce {
+                announced.push(service.service.key);
+            }
+            self.list.push(service);
+        }
         Ok(())
     }
     fn clear(&mut self) {
-        self.0.clear();
+        // What was announced stays announced: `assemble` matches
+        // destinations to the final list by key.
+        self.list.clear();
     }
     fn finish(self) -> Vec<ServiceStatus> {
-        self.0
+        self.list
     }
 }
 
@@ -124,6 +136,20 @@ pub(crate) fn services() -> impl Job<Output = Vec<ServiceStatus>> {
     )
 }
 
+/// The service dump, announcing each service to the destination dumps
+/// that run meanwhile on other sockets.
+pub(crate) fn services_announced(
+    announced: &Announced,
+) -> impl Job<Output = Vec<ServiceStatus>> + '_ {
+    Dump::with(
+        IpvsMessage::new(Command::GetService, vec![]),
+        ServiceList {
+            list: Vec::new(),
+            announce: Some(announced),
+        },
+    )
+}
+
 pub(crate) fn service(key: &ServiceKey) -> impl Job<Output = ServiceStatus> {
     let message = IpvsMessage::new(
         Command::GetService,
@@ -158,32 +184,116 @@ pub(crate) fn destinations(key: &ServiceKey) -> impl Job<Output = Vec<Destinatio
     destinations_dump(key)
 }
 
-/// What [`destination_lists`] found: per service index, its destinations,
-/// or `None` when the service was deleted after the service dump.
-pub(crate) type Found = Vec<(usize, Option<Vec<DestinationStatus>>)>;
+/// Where destination dumps take the services to dump from; several jobs,
+/// each on its own socket, share one.
+pub(crate) trait ServiceKeys: Sync {
+    /// The next service to dump, or `None` when none is left.
+    fn take(&self) -> Option<ServiceKey>;
+}
 
-/// The destination dumps of the services whose indexes this job takes from
-/// `next`, one dump after the other. Several jobs sharing `next`, each on its
-/// own socket, split the services between them.
-pub(crate) fn destination_lists<'a>(
+/// The services of a finished service dump.
+pub(crate) struct Listed<'a> {
     services: &'a [ServiceStatus],
-    next: &'a AtomicUsize,
-) -> impl Job<Output = Found> + 'a {
-    struct State<'a> {
-        services: &'a [ServiceStatus],
-        next: &'a AtomicUsize,
-        current: usize,
+    next: AtomicUsize,
+}
+
+impl<'a> Listed<'a> {
+    pub(crate) fn new(services: &'a [ServiceStatus]) -> Self {
+        Listed {
+            services,
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl ServiceKeys for Listed<'_> {
+    fn take(&self) -> Option<ServiceKey> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.services.get(i).map(|s| s.service.key)
+    }
+}
+
+/// The services of a service dump still running: [`ServiceKeys::take`]
+/// waits for the next one until the dump is over ([`Announced::close`]).
+/// Only for the blocking handle, whose dumps run on their own threads.
+#[derive(Default)]
+pub(crate) struct Announced {
+    state: Mutex<AnnouncedState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct AnnouncedState {
+    keys: Vec<ServiceKey>,
+    next: usize,
+    closed: bool,
+}
+
+impl Announced {
+    fn lock(&self) -> MutexGuard<'_, AnnouncedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, key: ServiceKey) {
+        self.lock().keys.push(key);
+        self.changed.notify_one();
+    }
+
+    /// No more services will come: once the announced ones are taken,
+    /// `take` returns `None`. With `abandon`, the ones not taken yet are
+    /// dropped too (the service dump failed).
+    pub(crate) fn close(&self, abandon: bool) {
+        let mut state = self.lock();
+        state.closed = true;
+        if abandon {
+            state.next = state.keys.len();
+        }
+        drop(state);
+        self.changed.notify_all();
+    }
+}
+
+impl ServiceKeys for Announced {
+    fn take(&self) -> Option<ServiceKey> {
+        let mut state = self.lock();
+        loop {
+            if let Some(&key) = state.keys.get(state.next) {
+                state.next += 1;
+                return Some(key);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// What [`destination_lists`] found: per service, its destinations, or
+/// `None` when the service was deleted after the service dump.
+pub(crate) type Found = Vec<(ServiceKey, Option<Vec<DestinationStatus>>)>;
+
+/// The destination dumps of the services this job takes from `keys`, one
+/// dump after the other.
+pub(crate) fn destination_lists<K: ServiceKeys + ?Sized>(
+    keys: &K,
+) -> impl Job<Output = Found> + '_ {
+    struct State<'a, K: ?Sized> {
+        keys: &'a K,
+        current: Option<ServiceKey>,
         found: Found,
     }
-    fn next_dump(state: &mut State<'_>) -> Option<Dump<DestinationList>> {
-        state.current = state.next.fetch_add(1, Ordering::Relaxed);
-        state
-            .services
-            .get(state.current)
-            .map(|s| destinations_dump(&s.service.key))
+    fn next_dump<K: ServiceKeys + ?Sized>(
+        state: &mut State<'_, K>,
+    ) -> Option<Dump<DestinationList>> {
+        state.current = state.keys.take();
+        state.current.as_ref().map(destinations_dump)
     }
-    fn absorb(
-        state: &mut State<'_>,
+    fn absorb<K: ?Sized>(
+        state: &mut State<'_, K>,
         destinations: Result<Vec<DestinationStatus>, Error>,
     ) -> Result<(), Error> {
         let destinations = match destinations {
@@ -194,21 +304,22 @@ pub(crate) fn destination_lists<'a>(
             }) => None,
             destinations => Some(destinations?),
         };
-        state.found.push((state.current, destinations));
+        if let Some(key) = state.current {
+            state.found.push((key, destinations));
+        }
         Ok(())
     }
     Map {
         job: Sequence::new(
             State {
-                services,
-                next,
-                current: 0,
+                keys,
+                current: None,
                 found: Vec::new(),
             },
             next_dump,
             absorb,
         ),
-        f: |state: State<'_>| Ok(state.found),
+        f: |state: State<'_, K>| Ok(state.found),
     }
 }
 
@@ -216,17 +327,15 @@ pub(crate) fn destination_lists<'a>(
 /// the dump's order; services deleted in between are left out.
 pub(crate) fn assemble(
     services: Vec<ServiceStatus>,
-    found: impl IntoIterator<Item = (usize, Option<Vec<DestinationStatus>>)>,
+    found: impl IntoIterator<Item = (ServiceKey, Option<Vec<DestinationStatus>>)>,
 ) -> Vec<ServiceState> {
-    let mut destinations: Vec<Option<Vec<DestinationStatus>>> = vec![None; services.len()];
-    for (index, list) in found {
-        destinations[index] = list;
-    }
+    let mut found: HashMap<ServiceKey, Option<Vec<DestinationStatus>>> =
+        found.into_iter().collect();
     services
         .into_iter()
-        .zip(destinations)
-        .filter_map(|(service, destinations)| {
-            destinations.map(|destinations| ServiceState {
+        .filter_map(|service| {
+            let destinations = found.remove(&service.service.key).flatten()?;
+            Some(ServiceState {
                 service,
                 destinations,
             })
@@ -310,4 +419,83 @@ pub(crate) fn zero_message(key: Option<&ServiceKey>) -> IpvsMessage {
 
 pub(crate) fn dump(message: IpvsMessage) -> impl Job<Output = Vec<IpvsMessage>> {
     Dump::new(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Protocol, SchedulerName, Service, Stats};
+
+    fn key(n: u8) -> ServiceKey {
+        ServiceKey::Address {
+            protocol: Protocol::Tcp,
+            address: std::net::IpAddr::from([10, 0, 0, n]),
+            port: 80,
+        }
+    }
+
+    fn status(n: u8) -> ServiceStatus {
+        ServiceStatus {
+            service: Service::new(key(n), SchedulerName::Rr),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Consumers on other threads get every announced service once, in
+    /// order, waiting while the list is open, and stop when it is closed.
+    #[test]
+    fn announced_services_reach_waiting_consumers() {
+        let announced = Announced::default();
+        let taken = std::thread::scope(|scope| {
+            let consumers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| std::iter::from_fn(|| announced.take()).collect::<Vec<_>>())
+                })
+                .collect();
+            for n in 1..=50 {
+                announced.push(key(n));
+            }
+            announced.close(false);
+            consumers
+                .into_iter()
+                .flat_map(|c| c.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let mut taken: Vec<ServiceKey> = taken;
+        taken.sort();
+        let mut expected: Vec<ServiceKey> = (1..=50).map(key).collect();
+        expected.sort();
+        assert_eq!(taken, expected);
+    }
+
+    /// Closing with `abandon` drops what was not taken yet.
+    #[test]
+    fn abandoned_announcements_are_not_taken() {
+        let announced = Announced::default();
+        announced.push(key(1));
+        announced.push(key(2));
+        assert_eq!(announced.take(), Some(key(1)));
+        announced.close(true);
+        assert_eq!(announced.take(), None);
+    }
+
+    /// Destinations are matched to the final service list by key: found in
+    /// any order, services deleted meanwhile (`None`) or never dumped are
+    /// left out, a key found twice (a restarted service dump) counts once.
+    #[test]
+    fn assemble_matches_by_key_in_dump_order() {
+        let services = vec![status(1), status(2), status(3), status(4)];
+        let found = vec![
+            (key(3), Some(vec![])),
+            (key(1), Some(vec![])),
+            (key(2), None),
+            (key(1), Some(vec![])),
+            (key(9), Some(vec![])),
+        ];
+        let listed: Vec<ServiceKey> = assemble(services, found)
+            .into_iter()
+            .map(|s| s.service.service.key)
+            .collect();
+        assert_eq!(listed, vec![key(1), key(3)]);
+    }
 }
