@@ -26,18 +26,18 @@
 //! VM has 2 vCPUs: the blocking `list` dumps destinations on as many
 //! sockets (one thread each); `ipvsadm` runs single-threaded in the same VM.
 //!
-//! Figures (2 vCPUs, same VM for both tools). With the host at load
-//! average 12-14, `list` took 7.3-15.3 s against `ipvsadm -Ln`'s 25-49 s
-//! (3.5× on the fastest of each), but that ratio came from the load: on a
-//! quieter host (load falling from 9 to 0.2 during the run) `list` took
-//! 6.13 / 5.47 / 5.11 s against 13.03 / 11.19 / 10.28 s, 2.0× in every
-//! round, so the 3× dump target is not met. The same list on one socket
-//! took 7.0-8.1 s there. Install: `apply` 9.24 s against `ipvsadm -R`
-//! 88.87 s, 9.6×. The sequential breakdown (service dump 1.02 s; 10,000
-//! destination dumps 3.49 s, of which 2.01 s user and 1.48 s system, 3.02 s
-//! without the model conversion; 10,000 `GET_INFO` round trips 0.39 s)
-//! puts most of the remaining time in user space, decoding replies into
-//! per-attribute `Vec`s: decoding straight into the model is the next step.
+//! Figures (2 vCPUs, same VM for both tools). Before replies were decoded
+//! straight into the model, on a quieter host (load falling from 9 to 0.2),
+//! `list` took 6.13 / 5.47 / 5.11 s against `ipvsadm -Ln`'s 13.03 / 11.19 /
+//! 10.28 s, 2.0×. With the direct decode and destination dumps that start
+//! while the service dump runs, at host load average 9-12 (unreliable):
+//! `list` 3.61 / 2.18 / 2.67 s against 17.70 / 11.28 / 12.31 s, 5.2× on the
+//! fastest of each (4.9×, 5.2×, 4.6× per round; target 3× met under this
+//! load); the list on one socket took 2.56 / 1.73 / 2.34 s, faster than on
+//! two under that load. Sequential breakdown: service dump 0.35 s; 10,000
+//! destination dumps 2.35 s, of which 0.51 s user (2.01 s before the direct
+//! decode) and 1.83 s system; 10,000 `GET_INFO` round trips 0.90 s. Install
+//! (before): `apply` 9.24 s against `ipvsadm -R` 88.87 s, 9.6×.
 //! Re-measure on a quiet host with
 //! `cargo run --release -p lvskit-ipvs --example ipvs_bench -- 10000 --dump-only`.
 
