@@ -8,8 +8,8 @@ use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket, protocols::NETLINK_G
 
 use crate::error::Error;
 use crate::handle::{
-    DATAGRAM_MAX, LookupRetry, LookupStep, OpenOptions, configure, deliver, ipvs_api, modprobe,
-    open_socket, receive_error,
+    DATAGRAM_MAX, LookupRetry, LookupStep, OpenOptions, configure, deliver, drain_abandoned,
+    ipvs_api, modprobe, open_socket, receive_error,
 };
 use crate::netlink::exchange::{FamilyLookup, Job, TxContext};
 
@@ -26,6 +26,9 @@ pub struct AsyncHandle {
     out: Vec<u8>,
     rx: Vec<u8>,
     receive_timeout: Duration,
+    /// A job ended early (failed, or its future was dropped): its replies
+    /// may still be queued, a dump of it still running.
+    abandoned: bool,
 }
 
 impl std::fmt::Debug for AsyncHandle {
@@ -68,6 +71,7 @@ impl AsyncHandle {
             out: Vec::new(),
             rx: Vec::with_capacity(DATAGRAM_MAX),
             receive_timeout: options.receive_timeout,
+            abandoned: false,
         };
         let mut retry = LookupRetry::default();
         handle.tx.family = loop {
@@ -99,6 +103,10 @@ impl AsyncHandle {
     }
 
     pub(crate) async fn run<J: Job>(&mut self, mut job: J) -> Result<J::Output, Error> {
+        if self.abandoned {
+            drain_abandoned(self.socket.socket_ref(), &mut self.rx)?;
+        }
+        self.abandoned = true;
         loop {
             self.out.clear();
             job.transmit(&mut self.tx, &mut self.out);
@@ -124,6 +132,7 @@ impl AsyncHandle {
                 Err(e) => receive_error(self.socket.socket_ref(), &mut self.rx, &mut job, e)?,
             }
         }
+        self.abandoned = false;
         job.finish()
     }
 }
@@ -199,6 +208,7 @@ mod tests {
             out: Vec::new(),
             rx: Vec::with_capacity(DATAGRAM_MAX),
             receive_timeout,
+            abandoned: false,
         }
     }
 

@@ -228,18 +228,38 @@ fn drain_after_overrun<J: Job>(
     job: &mut J,
 ) -> Result<(), Error> {
     tracing::warn!("netlink receive buffer overrun");
+    read_queued(socket, rx, |datagram| deliver(job, datagram))?;
+    job.overrun()
+}
+
+/// Read out, without waiting, what a job that ended early left on the
+/// socket: it failed, or the async handle's future was dropped. A dump
+/// left running matters: the kernel refuses another dump on the socket
+/// (`EBUSY`) until the last part of that one was read, and it makes each
+/// next part while the previous one is read (`netlink_recvmsg`), so reading
+/// until nothing is queued ends it.
+pub(crate) fn drain_abandoned(socket: &Socket, rx: &mut Vec<u8>) -> Result<(), Error> {
+    tracing::debug!("reading out the replies of an abandoned request");
+    read_queued(socket, rx, |_| Ok(()))
+}
+
+/// Hand every datagram queued on the socket to `each`, without waiting.
+fn read_queued(
+    socket: &Socket,
+    rx: &mut Vec<u8>,
+    mut each: impl FnMut(&[u8]) -> Result<(), Error>,
+) -> Result<(), Error> {
     loop {
         rx.clear();
         match socket.recv(rx, MsgFlags::MSG_DONTWAIT.bits()) {
-            Ok(_) => deliver(job, rx)?,
+            Ok(_) => each(rx)?,
             Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
                 Errno::EINTR | Errno::ENOBUFS => {}
-                Errno::EAGAIN => break,
+                Errno::EAGAIN => return Ok(()),
                 _ => return Err(e.into()),
             },
         }
     }
-    job.overrun()
 }
 
 /// Hand every message of a datagram to the job.
@@ -293,6 +313,9 @@ struct Connection {
     tx: TxContext,
     out: Vec<u8>,
     rx: Vec<u8>,
+    /// A job ended early: its replies may still be queued, a dump of it
+    /// still running.
+    abandoned: bool,
 }
 
 impl Connection {
@@ -315,6 +338,7 @@ impl Connection {
             },
             out: Vec::new(),
             rx: Vec::with_capacity(DATAGRAM_MAX),
+            abandoned: false,
         })
     }
 
@@ -329,6 +353,10 @@ impl Connection {
     }
 
     fn run<J: Job>(&mut self, mut job: J) -> Result<J::Output, Error> {
+        if self.abandoned {
+            drain_abandoned(&self.socket, &mut self.rx)?;
+        }
+        self.abandoned = true;
         loop {
             self.out.clear();
             job.transmit(&mut self.tx, &mut self.out);
@@ -344,6 +372,7 @@ impl Connection {
                 Err(e) => receive_error(&self.socket, &mut self.rx, &mut job, e)?,
             }
         }
+        self.abandoned = false;
         job.finish()
     }
 }
